@@ -1,0 +1,14 @@
+//! Tessera's use cases. They reach storage, time, notifications and (later) rate
+//! limiting only through the traits in `ports`; `tessera-adapters` implements them.
+//!
+//! - `ports`: the traits and the records that cross them.
+//! - `error`: `AppError`, the one error the HTTP edge maps to problem details.
+//! - `keys`: the signing key ring (sealed at rest, reloaded when another node adds a key).
+//! - `auth`: registration, login, refresh rotation, logout, bearer authentication,
+//!   password change.
+//! - `testkit` (feature): the conformance suites and a manual clock.
+
+pub mod ports;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

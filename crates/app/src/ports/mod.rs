@@ -1,0 +1,131 @@
+//! The traits use cases talk to the world through. Each has two implementations in
+//! `tessera-adapters` (the embedded default and the production backend) that pass one
+//! conformance suite (`crate::testkit`).
+//!
+//! Traits use native `async fn` (returning `Send` futures) so adapters need no boxing;
+//! the application is generic over its store.
+
+mod records;
+
+pub use records::*;
+
+use std::future::Future;
+
+use tessera_core::event::EventKind;
+use tessera_core::ids::{DeviceId, Role, SessionId, UserId};
+use tessera_core::password::PasswordHash;
+use tessera_core::secret::TokenHash;
+use tessera_core::session::RevokeReason;
+use tessera_core::Email;
+use time::OffsetDateTime;
+
+/// The time source. Production reads the system clock; tests advance a manual one.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The one error every store method returns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write; the string names what clashed (e.g. `"email"`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// The backend failed (connection lost, constraint we did not expect, bad row).
+    #[error("storage backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+pub trait UserStore: Send + Sync {
+    /// Fails with `Conflict("email")` when the normalised address is taken.
+    fn insert_user(&self, user: &NewUser) -> impl Future<Output = StoreResult<()>> + Send;
+    fn get_user(&self, id: UserId) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
+    /// Looks up by the normalised (lower-cased) address.
+    fn get_user_by_email(&self, email: &Email) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
+    /// Replaces the password hash only if it is still `expected`; false when another
+    /// change got there first.
+    fn swap_password_hash(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The user's roles, sorted by name.
+    fn list_roles(&self, id: UserId) -> impl Future<Output = StoreResult<Vec<Role>>> + Send;
+    /// Replaces the user's set of roles.
+    fn swap_roles(&self, id: UserId, roles: &[Role]) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+pub trait SessionStore: Send + Sync {
+    /// Atomically: revokes (reason `superseded`) the live session the user already has on
+    /// `device_id`, inserts the new session, and records its first refresh token
+    /// (generation 0) in the rotation history. At most one live session per user and
+    /// device exists at any time, even under concurrent logins.
+    fn insert_session(&self, session: &NewSession) -> impl Future<Output = StoreResult<InsertedSession>> + Send;
+    fn get_session(&self, id: SessionId) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
+    /// Finds a token in the rotation history, current or already rotated, with its session.
+    fn get_refresh(&self, hash: &TokenHash) -> impl Future<Output = StoreResult<Option<RefreshRecord>>> + Send;
+    /// The compare-and-swap of rotation: succeeds only if `swap.presented` is still the
+    /// session's current token and the session is not revoked. On success the presented
+    /// token is marked used (at `now`, successor recorded), the successor becomes current
+    /// (generation + 1), and last-seen, idle expiry, IP and user agent are updated.
+    fn swap_refresh(&self, swap: &RefreshSwap) -> impl Future<Output = StoreResult<SwapOutcome>> + Send;
+    /// Revokes one session; false when it was already revoked (or does not exist).
+    fn revoke_session(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Revokes every unrevoked session of the user except `keep`; returns the ids revoked.
+    fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+        reason: RevokeReason,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<SessionId>>> + Send;
+    /// The user's sessions that are neither revoked nor expired at `now`, most recently
+    /// seen first.
+    fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
+}
+
+pub trait EventStore: Send + Sync {
+    fn insert_event(&self, event: &SecurityEvent) -> impl Future<Output = StoreResult<()>> + Send;
+    /// The user's events, newest first, at most `limit`.
+    fn list_events(&self, user: UserId, limit: u32) -> impl Future<Output = StoreResult<Vec<SecurityEvent>>> + Send;
+}
+
+pub trait KeyStore: Send + Sync {
+    /// Idempotent on `kid`.
+    fn insert_signing_key(&self, key: &StoredSigningKey) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Every signing key, newest first.
+    fn list_signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
+}
+
+/// Everything the application needs from storage, as one bound.
+pub trait Store: UserStore + SessionStore + EventStore + KeyStore + Clone + Send + Sync + 'static {
+    /// A cheap round trip, for readiness checks.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Tells the user about what happened to their account (email, webhook, or the log).
+/// Delivery must not block the request: implementations queue or log.
+pub trait Notifier: Send + Sync + 'static {
+    fn notify(&self, notification: &Notification);
+}
+
+/// One notice to one user.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub user_id: UserId,
+    pub email: Email,
+    pub kind: EventKind,
+    pub at: OffsetDateTime,
+    pub session_id: Option<SessionId>,
+    pub device_id: Option<DeviceId>,
+    pub ip: Option<std::net::IpAddr>,
+}
+

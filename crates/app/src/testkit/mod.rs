@@ -1,0 +1,1 @@
+//! Conformance suites and test doubles shared by every backend's tests.

@@ -1,0 +1,98 @@
+//! Email addresses: parsed once, compared case-insensitively.
+
+use crate::ids::InvalidField;
+
+/// A syntactically valid address of at most 254 bytes. Equality and lookup use the
+/// lower-cased form; the address as the user typed it is kept for display.
+#[derive(Clone, Debug)]
+pub struct Email {
+    display: String,
+    normalized: String,
+}
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, InvalidField> {
+        const BAD: InvalidField =
+            InvalidField("must be a valid email address of at most 254 bytes");
+        let raw = raw.trim();
+        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(BAD);
+        }
+        let (local, domain) = raw.rsplit_once('@').ok_or(BAD)?;
+        let local_ok = !local.is_empty() && local.len() <= 64 && !local.contains('@');
+        let labels_ok = domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        });
+        if !local_ok || !domain.contains('.') || !labels_ok {
+            return Err(BAD);
+        }
+        Ok(Self {
+            display: raw.to_owned(),
+            normalized: raw.to_lowercase(),
+        })
+    }
+
+    /// Rebuilds an address read back from storage (already validated when stored).
+    pub fn from_stored(display: String) -> Self {
+        let normalized = display.to_lowercase();
+        Self {
+            display,
+            normalized,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.display
+    }
+
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+impl Eq for Email {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_compare_case_insensitively_but_keep_their_spelling() {
+        let a = Email::parse("Ana@Example.COM").unwrap();
+        let b = Email::parse("ana@example.com").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "Ana@Example.COM");
+        assert_eq!(a.normalized(), "ana@example.com");
+    }
+
+    #[test]
+    fn malformed_or_oversized_addresses_are_refused() {
+        for bad in [
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@localhost",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a@-x.com",
+            "a@x..com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(63));
+        assert!(Email::parse(&long).is_ok());
+        let too_long = format!("a@{}.com", vec!["b".repeat(63); 4].join("."));
+        assert!(too_long.len() > 254);
+        assert!(Email::parse(&too_long).is_err());
+    }
+}

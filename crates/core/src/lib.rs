@@ -1,0 +1,24 @@
+//! Tessera's pure domain. Nothing here performs I/O, reads the clock or draws randomness:
+//! time (`now`) and fresh secret bytes are arguments, so every rule is a plain function
+//! that tests drive directly.
+//!
+//! - `ids`, `secret`: newtypes for identifiers and for secrets (redacted `Debug`,
+//!   constant-time comparison of token hashes).
+//! - `email`, `password`: parse-don't-validate input types, the password policy and
+//!   Argon2id hashing.
+//! - `crypto`: AEAD sealing under the master key (secrets at rest).
+//! - `jwt`: EdDSA access tokens and their JWKS form.
+//! - `session`: the session aggregate, expiry, and the refresh-rotation state machine.
+//! - `event`: the kinds of security event.
+
+pub mod crypto;
+pub mod email;
+pub mod event;
+pub mod ids;
+pub mod jwt;
+pub mod password;
+pub mod secret;
+pub mod session;
+
+pub use email::Email;
+pub use ids::{DeviceId, DeviceName, Role, SessionId, UserId};

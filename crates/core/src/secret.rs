@@ -1,0 +1,160 @@
+//! Secret values: refresh tokens and their stored hashes.
+//!
+//! A refresh token is 32 random bytes shown to the client once as base64url; only its
+//! SHA-256 is stored. `Debug` prints a short prefix of the hash at most.
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+const TOKEN_BYTES: usize = 32;
+/// Base64url without padding of 32 bytes.
+const TOKEN_CHARS: usize = 43;
+const TOKEN_PREFIX: &str = "rt_";
+
+/// An opaque refresh token (256 bits of entropy).
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct RefreshToken([u8; TOKEN_BYTES]);
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed refresh token")]
+pub struct MalformedToken;
+
+impl RefreshToken {
+    /// Wraps fresh random bytes drawn by the caller.
+    pub fn from_random(bytes: [u8; TOKEN_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// Parses the string form `rt_<43 base64url chars>`; anything else is malformed.
+    pub fn parse(raw: &str) -> Result<Self, MalformedToken> {
+        let body = raw.strip_prefix(TOKEN_PREFIX).ok_or(MalformedToken)?;
+        if body.len() != TOKEN_CHARS {
+            return Err(MalformedToken);
+        }
+        let mut out = [0u8; TOKEN_BYTES];
+        let n = data_encoding::BASE64URL_NOPAD
+            .decode_mut(body.as_bytes(), &mut out)
+            .map_err(|_| MalformedToken)?;
+        if n != TOKEN_BYTES {
+            return Err(MalformedToken);
+        }
+        // Non-canonical encodings (stray low bits in the last char) would make two strings
+        // name one token; refuse them so a token has exactly one spelling.
+        let token = Self(out);
+        if token.expose() != raw {
+            return Err(MalformedToken);
+        }
+        Ok(token)
+    }
+
+    /// The string handed to the client. Call only to put it in a response.
+    pub fn expose(&self) -> String {
+        format!(
+            "{TOKEN_PREFIX}{}",
+            data_encoding::BASE64URL_NOPAD.encode(&self.0)
+        )
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(sha256(&self.0))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; TOKEN_BYTES] {
+        &self.0
+    }
+}
+
+/// SHA-256 of a refresh token: what storage keeps and looks up by.
+#[derive(Clone, Copy)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn from_stored(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self)
+    }
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for TokenHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for TokenHash {}
+
+impl std::fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TokenHash({}…)",
+            data_encoding::HEXLOWER.encode(&self.0[..4])
+        )
+    }
+}
+
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = Sha256::digest(data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_token_round_trips_through_its_string_form() {
+        let t = RefreshToken::from_random([42; 32]);
+        let s = t.expose();
+        assert!(s.starts_with("rt_"));
+        assert_eq!(RefreshToken::parse(&s).unwrap(), t);
+        assert_eq!(RefreshToken::parse(&s).unwrap().hash(), t.hash());
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let t = RefreshToken::from_random([42; 32]);
+        assert_eq!(format!("{t:?}"), "RefreshToken([redacted])");
+        assert!(!format!("{:?}", t.hash()).contains(&data_encoding::HEXLOWER.encode(&t.hash().0)));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics_and_only_accepts_canonical_tokens(s in ".{0,80}") {
+            if let Ok(t) = RefreshToken::parse(&s) {
+                prop_assert_eq!(t.expose(), s);
+            }
+        }
+
+        #[test]
+        fn every_token_round_trips(bytes in proptest::array::uniform32(any::<u8>())) {
+            let t = RefreshToken::from_random(bytes);
+            prop_assert_eq!(RefreshToken::parse(&t.expose()).unwrap(), t);
+        }
+
+        #[test]
+        fn a_changed_character_is_another_token_or_malformed(
+            bytes in proptest::array::uniform32(any::<u8>()), idx in 3usize..46, c in "[A-Za-z0-9_-]"
+        ) {
+            let t = RefreshToken::from_random(bytes);
+            let mut s = t.expose();
+            prop_assume!(s[idx..idx + 1] != c);
+            s.replace_range(idx..idx + 1, &c);
+            // One spelling per token: a different string never names the same token.
+            if let Ok(other) = RefreshToken::parse(&s) {
+                prop_assert_ne!(other.hash(), t.hash());
+            }
+        }
+    }
+}

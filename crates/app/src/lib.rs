@@ -12,3 +12,15 @@ pub mod ports;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+mod app;
+pub mod error;
+pub mod keys;
+mod login;
+mod refresh;
+mod sessions;
+
+pub use app::{App, RequestContext, Settings, Tokens};
+pub use error::AppError;
+pub use login::{LoginInput, LoginOutcome};
+pub use sessions::{Me, Principal};

@@ -11,12 +11,12 @@ pub use records::*;
 
 use std::future::Future;
 
+use tessera_core::Email;
 use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, Role, SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
-use tessera_core::Email;
 use time::OffsetDateTime;
 
 /// The time source. Production reads the system clock; tests advance a manual one.
@@ -42,7 +42,10 @@ pub trait UserStore: Send + Sync {
     fn insert_user(&self, user: &NewUser) -> impl Future<Output = StoreResult<()>> + Send;
     fn get_user(&self, id: UserId) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
     /// Looks up by the normalised (lower-cased) address.
-    fn get_user_by_email(&self, email: &Email) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
+    fn get_user_by_email(
+        &self,
+        email: &Email,
+    ) -> impl Future<Output = StoreResult<Option<UserRecord>>> + Send;
     /// Replaces the password hash only if it is still `expected`; false when another
     /// change got there first.
     fn swap_password_hash(
@@ -55,7 +58,11 @@ pub trait UserStore: Send + Sync {
     /// The user's roles, sorted by name.
     fn list_roles(&self, id: UserId) -> impl Future<Output = StoreResult<Vec<Role>>> + Send;
     /// Replaces the user's set of roles.
-    fn swap_roles(&self, id: UserId, roles: &[Role]) -> impl Future<Output = StoreResult<()>> + Send;
+    fn swap_roles(
+        &self,
+        id: UserId,
+        roles: &[Role],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 pub trait SessionStore: Send + Sync {
@@ -63,15 +70,27 @@ pub trait SessionStore: Send + Sync {
     /// `device_id`, inserts the new session, and records its first refresh token
     /// (generation 0) in the rotation history. At most one live session per user and
     /// device exists at any time, even under concurrent logins.
-    fn insert_session(&self, session: &NewSession) -> impl Future<Output = StoreResult<InsertedSession>> + Send;
-    fn get_session(&self, id: SessionId) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
+    fn insert_session(
+        &self,
+        session: &NewSession,
+    ) -> impl Future<Output = StoreResult<InsertedSession>> + Send;
+    fn get_session(
+        &self,
+        id: SessionId,
+    ) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
     /// Finds a token in the rotation history, current or already rotated, with its session.
-    fn get_refresh(&self, hash: &TokenHash) -> impl Future<Output = StoreResult<Option<RefreshRecord>>> + Send;
+    fn get_refresh(
+        &self,
+        hash: &TokenHash,
+    ) -> impl Future<Output = StoreResult<Option<RefreshRecord>>> + Send;
     /// The compare-and-swap of rotation: succeeds only if `swap.presented` is still the
     /// session's current token and the session is not revoked. On success the presented
     /// token is marked used (at `now`, successor recorded), the successor becomes current
     /// (generation + 1), and last-seen, idle expiry, IP and user agent are updated.
-    fn swap_refresh(&self, swap: &RefreshSwap) -> impl Future<Output = StoreResult<SwapOutcome>> + Send;
+    fn swap_refresh(
+        &self,
+        swap: &RefreshSwap,
+    ) -> impl Future<Output = StoreResult<SwapOutcome>> + Send;
     /// Revokes one session; false when it was already revoked (or does not exist).
     fn revoke_session(
         &self,
@@ -89,24 +108,37 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<SessionId>>> + Send;
     /// The user's sessions that are neither revoked nor expired at `now`, most recently
     /// seen first.
-    fn list_sessions(&self, user: UserId, now: OffsetDateTime) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
+    fn list_sessions(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<Vec<SessionRecord>>> + Send;
 }
 
 pub trait EventStore: Send + Sync {
     fn insert_event(&self, event: &SecurityEvent) -> impl Future<Output = StoreResult<()>> + Send;
     /// The user's events, newest first, at most `limit`.
-    fn list_events(&self, user: UserId, limit: u32) -> impl Future<Output = StoreResult<Vec<SecurityEvent>>> + Send;
+    fn list_events(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<SecurityEvent>>> + Send;
 }
 
 pub trait KeyStore: Send + Sync {
     /// Idempotent on `kid`.
-    fn insert_signing_key(&self, key: &StoredSigningKey) -> impl Future<Output = StoreResult<()>> + Send;
+    fn insert_signing_key(
+        &self,
+        key: &StoredSigningKey,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Every signing key, newest first.
     fn list_signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
 }
 
 /// Everything the application needs from storage, as one bound.
-pub trait Store: UserStore + SessionStore + EventStore + KeyStore + Clone + Send + Sync + 'static {
+pub trait Store:
+    UserStore + SessionStore + EventStore + KeyStore + Clone + Send + Sync + 'static
+{
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
@@ -128,4 +160,3 @@ pub struct Notification {
     pub device_id: Option<DeviceId>,
     pub ip: Option<std::net::IpAddr>,
 }
-

@@ -2,13 +2,13 @@
 
 use std::net::IpAddr;
 
+use tessera_core::Email;
 use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, EventId, KeyId, SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::SessionState;
-use tessera_core::Email;
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone)]

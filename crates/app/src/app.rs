@@ -1,0 +1,215 @@
+//! `App`: the use cases' shared context (store, clock, notifier, keys, settings) and the
+//! small steps several use cases share (issuing tokens, recording events).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tessera_core::event::EventKind;
+use tessera_core::ids::{EventId, SessionId, UserId};
+use tessera_core::jwt::{AccessClaims, Assurance};
+use tessera_core::password::{self, Password, PasswordHash};
+use tessera_core::secret::RefreshToken;
+use tessera_core::session::Lifetimes;
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{AppError, random};
+use crate::keys::KeyRing;
+use crate::ports::{Clock, Notification, Notifier, SecurityEvent, Store, UserRecord};
+
+/// Tunables of the use cases (the binary builds these from configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` claim (and, later, the otpauth issuer).
+    pub issuer: String,
+    /// The `aud` claim.
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub lifetimes: Lifetimes,
+    /// Zero is strict rotation.
+    pub refresh_retry_window: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "tessera".into(),
+            access_token_ttl: Duration::seconds(900),
+            lifetimes: Lifetimes::default(),
+            refresh_retry_window: Duration::ZERO,
+        }
+    }
+}
+
+/// Where a request came from, as recorded on sessions and events.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl RequestContext {
+    pub fn new(ip: Option<IpAddr>, user_agent: Option<&str>) -> Self {
+        // A user agent is display data; cap it so a hostile client cannot bloat rows.
+        let user_agent = user_agent.map(|ua| ua.chars().take(512).collect());
+        Self { ip, user_agent }
+    }
+}
+
+/// What a successful login or refresh hands back.
+#[derive(Debug)]
+pub struct Tokens {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: RefreshToken,
+    pub session_id: SessionId,
+}
+
+pub struct App<S> {
+    pub(crate) store: S,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) settings: Arc<Settings>,
+    /// Verified against when the email is unknown, so both answers cost one hash.
+    pub(crate) dummy_hash: Arc<PasswordHash>,
+}
+
+impl<S: Clone> Clone for App<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            clock: Arc::clone(&self.clock),
+            notifier: Arc::clone(&self.notifier),
+            keys: Arc::clone(&self.keys),
+            settings: Arc::clone(&self.settings),
+            dummy_hash: Arc::clone(&self.dummy_hash),
+        }
+    }
+}
+
+impl<S: Store> App<S> {
+    pub async fn build(
+        store: S,
+        clock: Arc<dyn Clock>,
+        notifier: Arc<dyn Notifier>,
+        master_key: tessera_core::crypto::MasterKey,
+        settings: Settings,
+    ) -> Result<Self, AppError> {
+        let keys = KeyRing::load(&store, master_key, clock.now()).await?;
+        let dummy = Password::presented(hex(&random::<16>()?))
+            .map_err(|e| AppError::Internal(e.to_string().into()))?;
+        let dummy_hash = hash_password(dummy).await?;
+        Ok(Self {
+            store,
+            clock,
+            notifier,
+            keys: Arc::new(keys),
+            settings: Arc::new(settings),
+            dummy_hash: Arc::new(dummy_hash),
+        })
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The public keys, as served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.jwks()
+    }
+
+    pub async fn ready(&self) -> Result<(), AppError> {
+        Ok(self.store.ping().await?)
+    }
+
+    pub(crate) fn access_token(
+        &self,
+        user: UserId,
+        session: SessionId,
+        assurance: Assurance,
+        auth_time: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> (String, i64) {
+        let ttl = self.settings.access_token_ttl;
+        let claims = AccessClaims {
+            iss: self.settings.issuer.clone(),
+            aud: self.settings.audience.clone(),
+            sub: user,
+            sid: session,
+            iat: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+            auth_time: auth_time.unix_timestamp(),
+            amr: assurance.amr(),
+            acr: assurance.acr().to_owned(),
+        };
+        (self.keys.sign(&claims), ttl.whole_seconds())
+    }
+
+    pub(crate) async fn record(
+        &self,
+        user_id: UserId,
+        kind: EventKind,
+        ctx: &RequestContext,
+        session_id: Option<SessionId>,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        let event = SecurityEvent {
+            id: EventId::from_random(random()?),
+            user_id,
+            kind,
+            at: self.clock.now(),
+            ip: ctx.ip,
+            user_agent: ctx.user_agent.clone(),
+            session_id,
+            detail,
+        };
+        self.store.insert_event(&event).await?;
+        Ok(())
+    }
+
+    pub(crate) fn notify(
+        &self,
+        user: &UserRecord,
+        kind: EventKind,
+        ctx: &RequestContext,
+        session_id: Option<SessionId>,
+    ) {
+        self.notifier.notify(&Notification {
+            user_id: user.id,
+            email: user.email.clone(),
+            kind,
+            at: self.clock.now(),
+            session_id,
+            device_id: None,
+            ip: ctx.ip,
+        });
+    }
+}
+
+/// Argon2id on a blocking thread, so a slow hash never stalls the async workers.
+pub(crate) async fn hash_password(password: Password) -> Result<PasswordHash, AppError> {
+    let salt: [u8; 16] = random()?;
+    tokio::task::spawn_blocking(move || password::hash(&password, &salt))
+        .await?
+        .map_err(AppError::internal)
+}
+
+pub(crate) async fn verify_password(
+    password: Password,
+    hash: PasswordHash,
+) -> Result<bool, AppError> {
+    Ok(tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await?)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,68 @@
+//! `AppError`: the one error every use case returns and the edge maps (in
+//! `tessera-server/src/problem.rs`, nowhere else) to RFC 9457 problem details.
+
+use crate::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A field is missing, ill-typed or out of bounds. `field` is the JSON name.
+    #[error("invalid field `{field}`: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("email address already registered")]
+    EmailTaken,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("unsupported login provider")]
+    UnsupportedProvider,
+    #[error("unknown or malformed refresh token")]
+    InvalidRefreshToken,
+    #[error("refresh token reused; session revoked")]
+    RefreshTokenReused,
+    #[error("session revoked")]
+    SessionRevoked,
+    #[error("session expired")]
+    SessionExpired,
+    /// No bearer token was presented.
+    #[error("authentication required")]
+    MissingToken,
+    /// The bearer token is malformed, badly signed, expired or not ours.
+    #[error("invalid access token")]
+    InvalidToken,
+    #[error("not found")]
+    NotFound,
+    /// Anything we did not expect: logged with its source chain, never shown to clients.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl AppError {
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(e))
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// Fresh random bytes from the operating system.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], AppError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| AppError::Internal(e.to_string().into()))?;
+    Ok(out)
+}

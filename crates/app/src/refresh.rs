@@ -1,0 +1,147 @@
+//! Refresh-token rotation with reuse detection. `tessera_core::session::rotation::decide`
+//! judges; this use case carries the decision out against the store's compare-and-swap.
+
+use tessera_core::crypto::{open_successor, seal_successor};
+use tessera_core::event::EventKind;
+use tessera_core::secret::RefreshToken;
+use tessera_core::session::RevokeReason;
+use tessera_core::session::rotation::{PresentedToken, RefreshDecision, decide};
+
+use crate::app::{App, RequestContext, Tokens};
+use crate::error::{AppError, random};
+use crate::ports::{RefreshRecord, RefreshSwap, Store, SwapOutcome};
+
+impl<S: Store> App<S> {
+    pub async fn refresh(
+        &self,
+        presented: &RefreshToken,
+        ctx: &RequestContext,
+    ) -> Result<Tokens, AppError> {
+        let hash = presented.hash();
+        // A lost compare-and-swap means another request rotated this token in the
+        // meantime; the second look judges the token as the replay it now is.
+        for _ in 0..2 {
+            let record = self
+                .store
+                .get_refresh(&hash)
+                .await?
+                .ok_or(AppError::InvalidRefreshToken)?;
+            let now = self.clock.now();
+            let token = match record.rotated_at {
+                None => PresentedToken::Current,
+                Some(rotated_at) => PresentedToken::Rotated {
+                    rotated_at,
+                    successor_is_current: record.successor_is_current,
+                },
+            };
+            match decide(
+                &token,
+                &record.session.state,
+                now,
+                self.settings.refresh_retry_window,
+            ) {
+                RefreshDecision::Rotate => {
+                    if let Some(tokens) = self.rotate(presented, &record, ctx).await? {
+                        return Ok(tokens);
+                    }
+                }
+                RefreshDecision::ReplaySuccessor => {
+                    let successor = record
+                        .sealed_successor
+                        .as_deref()
+                        .and_then(|s| open_successor(presented, s));
+                    return match successor {
+                        Some(successor) => Ok(self.tokens_for(&record, successor)),
+                        None => self.reuse_detected(&record, ctx).await,
+                    };
+                }
+                RefreshDecision::Reuse => return self.reuse_detected(&record, ctx).await,
+                RefreshDecision::Revoked(_) => return Err(AppError::SessionRevoked),
+                RefreshDecision::Expired => return Err(AppError::SessionExpired),
+            }
+        }
+        Err(AppError::Internal(
+            "refresh did not settle after a lost rotation".into(),
+        ))
+    }
+
+    async fn rotate(
+        &self,
+        presented: &RefreshToken,
+        record: &RefreshRecord,
+        ctx: &RequestContext,
+    ) -> Result<Option<Tokens>, AppError> {
+        let now = self.clock.now();
+        let successor = RefreshToken::from_random(random()?);
+        let state = &record.session.state;
+        let swap = RefreshSwap {
+            session_id: state.id,
+            presented: presented.hash(),
+            successor: successor.hash(),
+            sealed_successor: (self.settings.refresh_retry_window > time::Duration::ZERO)
+                .then(|| seal_successor(presented, &successor)),
+            now,
+            idle_expires_at: self
+                .settings
+                .lifetimes
+                .idle_deadline(now, state.absolute_expires_at),
+            ip: ctx.ip,
+            user_agent: ctx.user_agent.clone(),
+        };
+        match self.store.swap_refresh(&swap).await? {
+            SwapOutcome::Won => Ok(Some(self.tokens_for(record, successor))),
+            SwapOutcome::Lost => Ok(None),
+        }
+    }
+
+    fn tokens_for(&self, record: &RefreshRecord, refresh_token: RefreshToken) -> Tokens {
+        let s = &record.session;
+        let now = self.clock.now();
+        let (access_token, expires_in) =
+            self.access_token(s.state.user_id, s.state.id, s.assurance, s.auth_time, now);
+        Tokens {
+            access_token,
+            expires_in,
+            refresh_token,
+            session_id: s.state.id,
+        }
+    }
+
+    async fn reuse_detected(
+        &self,
+        record: &RefreshRecord,
+        ctx: &RequestContext,
+    ) -> Result<Tokens, AppError> {
+        let state = &record.session.state;
+        let now = self.clock.now();
+        let revoked_now = self
+            .store
+            .revoke_session(state.id, RevokeReason::RefreshTokenReused, now)
+            .await?;
+        if revoked_now {
+            tracing::warn!(
+                user_id = %state.user_id,
+                session_id = %state.id,
+                generation = record.generation,
+                "refresh token reuse detected; session revoked"
+            );
+            let detail = serde_json::json!({
+                "reason": RevokeReason::RefreshTokenReused.as_str(),
+                "generation": record.generation,
+                "device_id": record.session.device_id.as_str(),
+            });
+            self.record(
+                state.user_id,
+                EventKind::RefreshTokenReused,
+                ctx,
+                Some(state.id),
+                detail,
+            )
+            .await?;
+            if let Some(user) = self.store.get_user(state.user_id).await? {
+                self.notify(&user, EventKind::RefreshTokenReused, ctx, Some(state.id));
+            }
+        }
+        Err(AppError::RefreshTokenReused)
+    }
+}

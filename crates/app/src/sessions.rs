@@ -1,0 +1,173 @@
+//! Bearer authentication, logout and the account itself (`/v1/me`, password change).
+
+use tessera_core::event::EventKind;
+use tessera_core::ids::{Role, SessionId, UserId};
+use tessera_core::jwt::{AccessClaims, Expectations, JwtError, peek_kid};
+use tessera_core::password::Password;
+use tessera_core::session::{Liveness, RevokeReason};
+
+use crate::app::{App, RequestContext, hash_password, verify_password};
+use crate::error::AppError;
+use crate::ports::{SessionRecord, Store, UserRecord};
+
+/// Clock skew tolerated on `iat` between nodes.
+const LEEWAY_SECS: i64 = 30;
+
+/// The caller behind a verified bearer token whose session is live.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub session: SessionRecord,
+    pub claims: AccessClaims,
+}
+
+impl Principal {
+    pub fn session_id(&self) -> SessionId {
+        self.session.state.id
+    }
+}
+
+#[derive(Debug)]
+pub struct Me {
+    pub user: UserRecord,
+    pub roles: Vec<Role>,
+}
+
+impl<S: Store> App<S> {
+    /// Verifies an access token and checks, on every call, that its session is still live.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
+        let now = self.clock.now();
+        let expect = Expectations {
+            issuer: &self.settings.issuer,
+            audience: &self.settings.audience,
+            now,
+            leeway_secs: LEEWAY_SECS,
+        };
+        let claims = match self.keys.verify(bearer, &expect) {
+            Err(JwtError::UnknownKey(_)) => {
+                // Another node may have created a key since we loaded ours.
+                peek_kid(bearer).map_err(|_| AppError::InvalidToken)?;
+                if !self.keys.reload_if_stale(&self.store, now).await? {
+                    return Err(AppError::InvalidToken);
+                }
+                self.keys
+                    .verify(bearer, &expect)
+                    .map_err(|_| AppError::InvalidToken)?
+            }
+            other => other.map_err(|_| AppError::InvalidToken)?,
+        };
+        let session = self
+            .store
+            .get_session(claims.sid)
+            .await?
+            .filter(|s| s.state.user_id == claims.sub)
+            .ok_or(AppError::SessionRevoked)?;
+        match session.state.liveness(now) {
+            Liveness::Live => Ok(Principal {
+                user_id: claims.sub,
+                session,
+                claims,
+            }),
+            Liveness::Revoked(_) | Liveness::Expired => Err(AppError::SessionRevoked),
+        }
+    }
+
+    pub async fn logout(&self, who: &Principal, ctx: &RequestContext) -> Result<(), AppError> {
+        let sid = who.session_id();
+        if self
+            .store
+            .revoke_session(sid, RevokeReason::Logout, self.clock.now())
+            .await?
+        {
+            self.record(
+                who.user_id,
+                EventKind::SessionRevoked,
+                ctx,
+                Some(sid),
+                serde_json::json!({"reason": "logout"}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn me(&self, who: &Principal) -> Result<Me, AppError> {
+        let user = self
+            .store
+            .get_user(who.user_id)
+            .await?
+            .ok_or(AppError::SessionRevoked)?;
+        let roles = self.store.list_roles(who.user_id).await?;
+        Ok(Me { user, roles })
+    }
+
+    /// Changes the password and revokes every other session of the user.
+    pub async fn change_password(
+        &self,
+        who: &Principal,
+        current: Password,
+        new: Password,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
+        let user = self
+            .store
+            .get_user(who.user_id)
+            .await?
+            .ok_or(AppError::SessionRevoked)?;
+        if !verify_password(current, user.password_hash.clone()).await? {
+            self.record(
+                user.id,
+                EventKind::LoginFailed,
+                ctx,
+                Some(who.session_id()),
+                serde_json::json!({"reason": "invalid_current_password"}),
+            )
+            .await?;
+            return Err(AppError::InvalidCredentials);
+        }
+        let new_hash = hash_password(new).await?;
+        let now = self.clock.now();
+        if !self
+            .store
+            .swap_password_hash(user.id, &user.password_hash, &new_hash, now)
+            .await?
+        {
+            // A concurrent change won; this request's "current" password is stale now.
+            return Err(AppError::InvalidCredentials);
+        }
+        self.record(
+            user.id,
+            EventKind::PasswordChanged,
+            ctx,
+            Some(who.session_id()),
+            serde_json::json!({}),
+        )
+        .await?;
+        let revoked = self
+            .store
+            .revoke_user_sessions(
+                user.id,
+                Some(who.session_id()),
+                RevokeReason::PasswordChanged,
+                now,
+            )
+            .await?;
+        for sid in revoked {
+            self.record(
+                user.id,
+                EventKind::SessionRevoked,
+                ctx,
+                Some(sid),
+                serde_json::json!({"reason": "password_changed"}),
+            )
+            .await?;
+        }
+        self.notify(
+            &user,
+            EventKind::PasswordChanged,
+            ctx,
+            Some(who.session_id()),
+        );
+        Ok(())
+    }
+}

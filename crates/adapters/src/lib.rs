@@ -1,1 +1,25 @@
-//! placeholder
+//! Tessera's adapters: the concrete implementations of the ports in `tessera_app::ports`.
+//!
+//! - `sqlite`: [`SqliteStore`], the embedded default (one file, WAL, one writer).
+//! - `postgres`: [`PgStore`], the production store (several nodes may share it).
+//! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
+//! - `clock`: [`SystemClock`], the only place that reads the system time.
+//! - `notifier`: [`LogNotifier`], notifications as log lines.
+//! - `testing` (feature `testing`): throw-away test databases and the skip-or-fail rule.
+//!
+//! Each store passes the one conformance suite in `tessera_app::testkit`
+//! (`tests/conformance/`). Migrations live in `migrations/{sqlite,postgres}` at the
+//! workspace root and are embedded at compile time.
+
+mod clock;
+mod notifier;
+mod postgres;
+mod rows;
+mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use clock::SystemClock;
+pub use notifier::LogNotifier;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;

@@ -1,1 +1,17 @@
-//! Conformance suites and test doubles shared by every backend's tests.
+//! Conformance suites and test doubles shared by every backend's tests (feature `testkit`).
+//!
+//! - `clock`: [`ManualClock`], a clock tests advance instead of sleeping.
+//! - `store_suite`: the cases every `Store` implementation must pass, as plain async fns
+//!   generic over the store.
+//! - `macros`: [`store_conformance!`](crate::store_conformance), which turns the suite
+//!   into one `#[tokio::test]` per case for a named backend.
+
+// This module is test code compiled into the library: a failed expectation is a failed
+// test, so unwrapping and panicking are the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod clock;
+mod macros;
+pub mod store_suite;
+
+pub use clock::ManualClock;

@@ -1,0 +1,144 @@
+//! Postgres row types and their conversion to records.
+
+use sqlx::FromRow;
+use sqlx::types::Json;
+use tessera_app::ports::{SecurityEvent, StoredSigningKey, UserRecord};
+use tessera_core::Email;
+use tessera_core::ids::{EventId, KeyId, SessionId, UserId};
+use tessera_core::password::PasswordHash;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::rows::{self, CorruptRow, RefreshColumns, SessionColumns};
+
+#[derive(FromRow)]
+pub(super) struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    device_name: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: OffsetDateTime,
+    last_seen_at: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+    absolute_expires_at: OffsetDateTime,
+    revoked_at: Option<OffsetDateTime>,
+    revoked_reason: Option<String>,
+    acr: String,
+    auth_time: OffsetDateTime,
+    mfa_verified_at: Option<OffsetDateTime>,
+    current_refresh_hash: Vec<u8>,
+    refresh_generation: i64,
+}
+
+impl SessionRow {
+    pub(super) fn columns(self) -> SessionColumns {
+        SessionColumns {
+            id: self.id,
+            user_id: self.user_id,
+            device_id: self.device_id,
+            device_name: self.device_name,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            idle_expires_at: self.idle_expires_at,
+            absolute_expires_at: self.absolute_expires_at,
+            revoked_at: self.revoked_at,
+            revoked_reason: self.revoked_reason,
+            acr: self.acr,
+            auth_time: self.auth_time,
+            mfa_verified_at: self.mfa_verified_at,
+            current_refresh_hash: self.current_refresh_hash,
+            refresh_generation: self.refresh_generation,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct RefreshRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    generation: i64,
+    used_at: Option<OffsetDateTime>,
+    successor_hash: Option<Vec<u8>>,
+    sealed_successor: Option<Vec<u8>>,
+}
+
+impl RefreshRow {
+    pub(super) fn columns(self) -> RefreshColumns {
+        RefreshColumns {
+            session: self.session.columns(),
+            generation: self.generation,
+            used_at: self.used_at,
+            successor_hash: self.successor_hash,
+            sealed_successor: self.sealed_successor,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct UserRow {
+    id: Uuid,
+    email: String,
+    hash: String,
+    created_at: OffsetDateTime,
+}
+
+impl UserRow {
+    pub(super) fn record(self) -> UserRecord {
+        UserRecord {
+            id: UserId::from_uuid(self.id),
+            email: Email::from_stored(self.email),
+            password_hash: PasswordHash::from_stored(self.hash),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct EventRow {
+    id: Uuid,
+    user_id: Uuid,
+    kind: String,
+    at: OffsetDateTime,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    session_id: Option<Uuid>,
+    detail: Json<serde_json::Value>,
+}
+
+impl EventRow {
+    pub(super) fn record(self) -> Result<SecurityEvent, CorruptRow> {
+        Ok(SecurityEvent {
+            id: EventId::from_uuid(self.id),
+            user_id: UserId::from_uuid(self.user_id),
+            kind: rows::event_kind(&self.kind)?,
+            at: self.at,
+            ip: rows::ip(self.ip)?,
+            user_agent: self.user_agent,
+            session_id: self.session_id.map(SessionId::from_uuid),
+            detail: self.detail.0,
+        })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct KeyRow {
+    kid: String,
+    public_key: Vec<u8>,
+    sealed_seed: Vec<u8>,
+    created_at: OffsetDateTime,
+}
+
+impl KeyRow {
+    pub(super) fn record(self) -> Result<StoredSigningKey, CorruptRow> {
+        Ok(StoredSigningKey {
+            kid: KeyId::from_stored(self.kid),
+            public_key: rows::public_key(&self.public_key)?,
+            sealed_seed: self.sealed_seed,
+            created_at: self.created_at,
+        })
+    }
+}

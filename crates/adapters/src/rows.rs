@@ -1,0 +1,137 @@
+//! Backend-neutral decoding of stored columns into domain records. Each dialect reads its
+//! own row types and hands the plain columns here, so both stores rebuild records the
+//! same way.
+
+use std::net::IpAddr;
+
+use tessera_app::ports::{RefreshRecord, SessionRecord};
+use tessera_core::event::EventKind;
+use tessera_core::ids::{DeviceId, DeviceName, Role, SessionId, UserId};
+use tessera_core::jwt::Assurance;
+use tessera_core::session::{RevokeReason, SessionState};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A stored value that the domain refuses (written by something else, or corrupted).
+#[derive(Debug, thiserror::Error)]
+#[error("stored row has an invalid {0}")]
+pub(crate) struct CorruptRow(pub &'static str);
+
+impl From<CorruptRow> for sqlx::Error {
+    fn from(e: CorruptRow) -> Self {
+        sqlx::Error::Decode(Box::new(e))
+    }
+}
+
+/// The `sessions` columns every session query selects (table alias `s`), in the order of
+/// the dialects' session row structs.
+macro_rules! session_columns {
+    () => {
+        "s.id, s.user_id, s.device_id, s.device_name, s.user_agent, s.ip, s.created_at, \
+         s.last_seen_at, s.idle_expires_at, s.absolute_expires_at, s.revoked_at, \
+         s.revoked_reason, s.acr, s.auth_time, s.mfa_verified_at, s.current_refresh_hash, \
+         s.refresh_generation"
+    };
+}
+pub(crate) use session_columns;
+
+/// The columns of a `sessions` row, with timestamps already decoded.
+pub(crate) struct SessionColumns {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_reason: Option<String>,
+    pub acr: String,
+    pub auth_time: OffsetDateTime,
+    pub mfa_verified_at: Option<OffsetDateTime>,
+    pub current_refresh_hash: Vec<u8>,
+    pub refresh_generation: i64,
+}
+
+impl SessionColumns {
+    pub(crate) fn into_record(self) -> Result<SessionRecord, CorruptRow> {
+        let revoked = match (self.revoked_at, self.revoked_reason) {
+            (None, _) => None,
+            (Some(at), Some(reason)) => Some((at, revoke_reason(&reason)?)),
+            (Some(_), None) => return Err(CorruptRow("revoked_reason")),
+        };
+        Ok(SessionRecord {
+            state: SessionState {
+                id: SessionId::from_uuid(self.id),
+                user_id: UserId::from_uuid(self.user_id),
+                idle_expires_at: self.idle_expires_at,
+                absolute_expires_at: self.absolute_expires_at,
+                revoked,
+            },
+            device_id: DeviceId::parse(&self.device_id).map_err(|_| CorruptRow("device_id"))?,
+            device_name: self
+                .device_name
+                .map(|n| DeviceName::parse(&n).map_err(|_| CorruptRow("device_name")))
+                .transpose()?,
+            user_agent: self.user_agent,
+            ip: ip(self.ip)?,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            assurance: Assurance::parse_acr(&self.acr).ok_or(CorruptRow("acr"))?,
+            auth_time: self.auth_time,
+            mfa_verified_at: self.mfa_verified_at,
+            refresh_generation: self.refresh_generation,
+        })
+    }
+}
+
+/// The rotation-history columns of one `refresh_tokens` row, with its session.
+pub(crate) struct RefreshColumns {
+    pub session: SessionColumns,
+    pub generation: i64,
+    pub used_at: Option<OffsetDateTime>,
+    pub successor_hash: Option<Vec<u8>>,
+    pub sealed_successor: Option<Vec<u8>>,
+}
+
+impl RefreshColumns {
+    pub(crate) fn into_record(self) -> Result<RefreshRecord, CorruptRow> {
+        let successor_is_current =
+            self.successor_hash.as_deref() == Some(self.session.current_refresh_hash.as_slice());
+        Ok(RefreshRecord {
+            session: self.session.into_record()?,
+            generation: self.generation,
+            rotated_at: self.used_at,
+            successor_is_current,
+            sealed_successor: self.sealed_successor,
+        })
+    }
+}
+
+pub(crate) fn revoke_reason(raw: &str) -> Result<RevokeReason, CorruptRow> {
+    RevokeReason::parse(raw).ok_or(CorruptRow("revoked_reason"))
+}
+
+pub(crate) fn ip(raw: Option<String>) -> Result<Option<IpAddr>, CorruptRow> {
+    raw.map(|s| s.parse().map_err(|_| CorruptRow("ip")))
+        .transpose()
+}
+
+pub(crate) fn ip_text(ip: Option<IpAddr>) -> Option<String> {
+    ip.map(|ip| ip.to_string())
+}
+
+pub(crate) fn role(raw: &str) -> Result<Role, CorruptRow> {
+    Role::parse(raw).map_err(|_| CorruptRow("role"))
+}
+
+pub(crate) fn event_kind(raw: &str) -> Result<EventKind, CorruptRow> {
+    EventKind::parse(raw).ok_or(CorruptRow("event kind"))
+}
+
+pub(crate) fn public_key(raw: &[u8]) -> Result<[u8; 32], CorruptRow> {
+    <[u8; 32]>::try_from(raw).map_err(|_| CorruptRow("public_key"))
+}

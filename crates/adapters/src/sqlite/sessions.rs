@@ -1,0 +1,210 @@
+//! Sessions and their refresh-rotation history.
+//!
+//! Every write runs in a `BEGIN IMMEDIATE` transaction on the single writer connection, so
+//! writers queue rather than interleave: a login's supersede-then-insert and a rotation's
+//! compare-and-swap are never split by another writer (in this process, or another one
+//! sharing the file, through SQLite's own lock and the busy timeout).
+
+use sqlx::SqlitePool;
+use tessera_app::ports::{
+    InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord, SwapOutcome,
+};
+use tessera_core::ids::{SessionId, UserId};
+use tessera_core::secret::TokenHash;
+use tessera_core::session::RevokeReason;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::micros::Micros;
+use super::rows::{RefreshRow, SessionRow};
+use super::{BEGIN_WRITE, Db};
+use crate::rows::{ip_text, session_columns};
+
+pub(super) async fn insert(pool: &SqlitePool, s: &NewSession) -> Db<InsertedSession> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let known_device: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sessions WHERE user_id = ?1 AND device_id = ?2)",
+    )
+    .bind(s.user_id.as_uuid())
+    .bind(s.device_id.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    let superseded: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4 \
+         WHERE user_id = ?1 AND device_id = ?2 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(s.user_id.as_uuid())
+    .bind(s.device_id.as_str())
+    .bind(Micros(s.created_at))
+    .bind(RevokeReason::Superseded.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, device_id, device_name, user_agent, ip, created_at, \
+         last_seen_at, idle_expires_at, absolute_expires_at, acr, auth_time, mfa_verified_at, \
+         current_refresh_hash, refresh_generation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0)",
+    )
+    .bind(s.id.as_uuid())
+    .bind(s.user_id.as_uuid())
+    .bind(s.device_id.as_str())
+    .bind(s.device_name.as_ref().map(|n| n.as_str()))
+    .bind(s.user_agent.as_deref())
+    .bind(ip_text(s.ip))
+    .bind(Micros(s.created_at))
+    .bind(Micros(s.idle_expires_at))
+    .bind(Micros(s.absolute_expires_at))
+    .bind(s.assurance.acr())
+    .bind(Micros(s.auth_time))
+    .bind(s.mfa_verified_at.map(Micros))
+    .bind(&s.refresh_hash.as_bytes()[..])
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, generation, issued_at) \
+         VALUES (?1, ?2, 0, ?3)",
+    )
+    .bind(&s.refresh_hash.as_bytes()[..])
+    .bind(s.id.as_uuid())
+    .bind(Micros(s.created_at))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(InsertedSession {
+        superseded: superseded.map(SessionId::from_uuid),
+        known_device,
+    })
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: SessionId) -> Db<Option<SessionRecord>> {
+    let row: Option<SessionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions s WHERE s.id = ?1"
+    ))
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+}
+
+pub(super) async fn get_refresh(pool: &SqlitePool, hash: &TokenHash) -> Db<Option<RefreshRecord>> {
+    let row: Option<RefreshRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        session_columns!(),
+        ", r.generation, r.used_at, r.successor_hash, r.sealed_successor \
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+         WHERE r.token_hash = ?1"
+    ))
+    .bind(&hash.as_bytes()[..])
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+}
+
+pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<SwapOutcome> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    // The compare-and-swap: only the holder of the current token, on a live session, wins.
+    let generation: Option<i64> = sqlx::query_scalar(
+        "UPDATE sessions SET current_refresh_hash = ?3, \
+         refresh_generation = refresh_generation + 1, last_seen_at = ?4, \
+         idle_expires_at = ?5, ip = ?6, user_agent = COALESCE(?7, user_agent) \
+         WHERE id = ?1 AND current_refresh_hash = ?2 AND revoked_at IS NULL \
+         RETURNING refresh_generation",
+    )
+    .bind(swap.session_id.as_uuid())
+    .bind(&swap.presented.as_bytes()[..])
+    .bind(&swap.successor.as_bytes()[..])
+    .bind(Micros(swap.now))
+    .bind(Micros(swap.idle_expires_at))
+    .bind(ip_text(swap.ip))
+    .bind(swap.user_agent.as_deref())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(generation) = generation else {
+        tx.rollback().await?;
+        return Ok(SwapOutcome::Lost);
+    };
+    sqlx::query(
+        "UPDATE refresh_tokens SET used_at = ?2, successor_hash = ?3, sealed_successor = ?4 \
+         WHERE token_hash = ?1",
+    )
+    .bind(&swap.presented.as_bytes()[..])
+    .bind(Micros(swap.now))
+    .bind(&swap.successor.as_bytes()[..])
+    .bind(swap.sealed_successor.as_deref())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, generation, issued_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )
+    .bind(&swap.successor.as_bytes()[..])
+    .bind(swap.session_id.as_uuid())
+    .bind(generation)
+    .bind(Micros(swap.now))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(SwapOutcome::Won)
+}
+
+pub(super) async fn revoke(
+    pool: &SqlitePool,
+    id: SessionId,
+    reason: RevokeReason,
+    now: OffsetDateTime,
+) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 \
+         WHERE id = ?1 AND revoked_at IS NULL",
+    )
+    .bind(id.as_uuid())
+    .bind(Micros(now))
+    .bind(reason.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn revoke_for_user(
+    pool: &SqlitePool,
+    user: UserId,
+    keep: Option<SessionId>,
+    reason: RevokeReason,
+    now: OffsetDateTime,
+) -> Db<Vec<SessionId>> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4 \
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2 RETURNING id",
+    )
+    .bind(user.as_uuid())
+    .bind(keep.as_ref().map(SessionId::as_uuid))
+    .bind(Micros(now))
+    .bind(reason.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+}
+
+pub(super) async fn list_live(
+    pool: &SqlitePool,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Db<Vec<SessionRecord>> {
+    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions s WHERE s.user_id = ?1 AND s.revoked_at IS NULL \
+         AND s.idle_expires_at > ?2 AND s.absolute_expires_at > ?2 \
+         ORDER BY s.last_seen_at DESC, s.id"
+    ))
+    .bind(user.as_uuid())
+    .bind(Micros(now))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| r.columns().into_record())
+        .collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,70 @@
+//! The macro that runs the store suite against one backend.
+
+/// Expands to `mod $backend { … }` holding one
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per case of
+/// [`store_suite`](crate::testkit::store_suite), each named after its case.
+///
+/// `$factory` is an expression evaluated afresh in every test (inside the generated
+/// module, which glob-imports its parent) and awaited; it yields
+/// `Option<(store, guard)>`: a fresh, migrated, empty store, and a value kept alive until
+/// the case has finished (such as the temporary database the store lives in; use `()`
+/// when there is none). `None` means the backend is not configured and the test is skipped
+/// (the factory reports that, loudly).
+///
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`).
+///
+/// ```ignore
+/// tessera_app::store_conformance!(sqlite, sqlite_store());
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($backend:ident, $factory:expr $(,)?) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__store_conformance_cases! {
+                $factory;
+                exactly_one_of_sixteen_concurrent_rotations_wins,
+                a_rotated_token_is_recognised_as_reuse_not_as_unknown,
+                rotating_the_token_of_a_revoked_session_loses,
+                a_token_rotates_only_its_own_session,
+                a_second_login_on_a_device_supersedes_the_first,
+                a_device_stays_known_after_its_sessions_end,
+                concurrent_logins_on_one_device_leave_exactly_one_live_session,
+                a_session_expires_when_idle_unless_refreshed,
+                a_session_ends_at_its_absolute_deadline_despite_refreshes,
+                live_sessions_are_listed_most_recently_seen_first,
+                a_user_is_found_by_id_and_by_email_in_any_case,
+                a_second_user_with_the_same_email_in_another_case_is_a_conflict,
+                a_password_hash_is_swapped_only_from_the_expected_one,
+                roles_are_replaced_as_a_set_and_listed_sorted,
+                revoking_a_session_twice_reports_false_the_second_time,
+                revoking_all_sessions_keeps_the_given_one_and_returns_the_others,
+                events_round_trip_every_field_and_list_newest_first,
+                signing_keys_round_trip_newest_first_and_insert_is_idempotent,
+                timestamps_round_trip_to_the_microsecond,
+                a_session_reads_back_every_field_it_was_given,
+                a_fresh_store_answers_a_ping,
+            }
+        }
+    };
+}
+
+/// One test per named case; an implementation detail of [`store_conformance!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                // `_guard` (unlike `_`) lives to the end of the test, after the case.
+                let Some((store, _guard)) = $factory.await else {
+                    return;
+                };
+                $crate::testkit::store_suite::$case(store).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,223 @@
+//! Registration, login, refresh and logout.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_app::ports::Store;
+use tessera_app::{AppError, LoginInput, LoginOutcome, Tokens};
+use tessera_core::Email;
+use tessera_core::ids::{DeviceId, DeviceName};
+use tessera_core::password::Password;
+use tessera_core::secret::RefreshToken;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::field;
+use crate::extract::{ApiJson, Context, CurrentSession};
+use crate::problem::{Problem, ProblemBody};
+use crate::state::AppState;
+
+pub fn router<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/v1/users", post(register::<S>))
+        .route("/v1/auth/login", post(login::<S>))
+        .route("/v1/auth/refresh", post(refresh::<S>))
+        .route("/v1/auth/logout", post(logout::<S>))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// A valid address of at most 254 bytes; compared case-insensitively.
+    email: String,
+    /// 8 to 256 characters.
+    password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegisterResponse {
+    user_id: Uuid,
+    email: String,
+}
+
+/// Register a user.
+#[utoipa::path(post, path = "/v1/users", tag = "authentication",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = RegisterResponse),
+        (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn register<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<RegisterResponse>), Problem> {
+    let result = async {
+        let email = Email::parse(&body.email).map_err(field("email"))?;
+        let password = Password::new_choice(body.password).map_err(field("password"))?;
+        state.app.register(email, password, &ctx).await
+    }
+    .await;
+    state.metrics.inc(
+        "tessera_registrations_total",
+        &[("outcome", outcome(&result))],
+    );
+    let user = result?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse {
+            user_id: *user.id.as_uuid(),
+            email: user.email.as_str().to_owned(),
+        }),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// 1 to 128 characters of `[A-Za-z0-9._:-]`, chosen by the client and kept per install.
+    device_id: String,
+    /// At most 100 characters.
+    #[serde(default)]
+    device_name: Option<String>,
+    /// Defaults to `password`, the only provider of version 1.
+    #[serde(default)]
+    provider: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Always `authenticated` here.
+    status: &'static str,
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    session_id: Uuid,
+}
+
+impl From<Tokens> for TokenResponse {
+    fn from(t: Tokens) -> Self {
+        Self {
+            status: "authenticated",
+            access_token: t.access_token,
+            token_type: "Bearer",
+            expires_in: t.expires_in,
+            refresh_token: t.refresh_token.expose(),
+            session_id: *t.session_id.as_uuid(),
+        }
+    }
+}
+
+/// Sign in with a password on one device.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "authentication",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, description = "`invalid_request`, `unsupported_provider`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials` (same body for an unknown email)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn login<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let result = async {
+        if body.provider.as_deref().is_some_and(|p| p != "password") {
+            return Err(AppError::UnsupportedProvider);
+        }
+        let input = LoginInput {
+            email: Email::parse(&body.email).map_err(field("email"))?,
+            password: Password::presented(body.password).map_err(field("password"))?,
+            device_id: DeviceId::parse(&body.device_id).map_err(field("device_id"))?,
+            device_name: body
+                .device_name
+                .as_deref()
+                .map(DeviceName::parse)
+                .transpose()
+                .map_err(field("device_name"))?,
+        };
+        state.app.login(input, &ctx).await
+    }
+    .await;
+    state
+        .metrics
+        .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
+    match result? {
+        LoginOutcome::Authenticated(tokens) => Ok(Json(tokens.into())),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Exchange a refresh token for a new one (rotation) and a fresh access token.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "authentication",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`refresh_token_reused` (the session is revoked), `invalid_refresh_token`, `session_revoked`, `session_expired`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let result = async {
+        let token =
+            RefreshToken::parse(&body.refresh_token).map_err(|_| AppError::InvalidRefreshToken)?;
+        state.app.refresh(&token, &ctx).await
+    }
+    .await;
+    state
+        .metrics
+        .inc("tessera_refreshes_total", &[("outcome", outcome(&result))]);
+    if matches!(result, Err(AppError::RefreshTokenReused)) {
+        state
+            .metrics
+            .inc("tessera_refresh_reuse_detected_total", &[]);
+    }
+    Ok(Json(result?.into()))
+}
+
+/// Sign out: revokes the caller's session.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "authentication",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        (status = 401, description = "`unauthorized`, `session_revoked`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn logout<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    CurrentSession(who): CurrentSession,
+) -> Result<StatusCode, Problem> {
+    state.app.logout(&who, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The label a result is counted under in the metrics.
+fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(AppError::InvalidField { .. } | AppError::UnsupportedProvider) => "invalid_request",
+        Err(AppError::InvalidCredentials) => "invalid_credentials",
+        Err(AppError::EmailTaken) => "email_taken",
+        Err(AppError::InvalidRefreshToken) => "invalid_refresh_token",
+        Err(AppError::RefreshTokenReused) => "reused",
+        Err(AppError::SessionRevoked) => "session_revoked",
+        Err(AppError::SessionExpired) => "session_expired",
+        Err(_) => "error",
+    }
+}

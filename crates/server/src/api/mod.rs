@@ -1,0 +1,13 @@
+//! The JSON API, one module per resource; each exposes `router()`.
+
+pub mod auth;
+pub mod me;
+pub mod ops;
+
+use tessera_app::AppError;
+use tessera_core::ids::InvalidField;
+
+/// Turns a domain parse failure into a 400 naming the JSON field.
+pub(crate) fn field(name: &'static str) -> impl FnOnce(InvalidField) -> AppError {
+    move |e| AppError::invalid(name, e.0)
+}

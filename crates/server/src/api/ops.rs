@@ -1,0 +1,83 @@
+//! Operations: liveness, readiness, metrics, the JWKS and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tessera_app::ports::Store;
+use utoipa::OpenApi;
+
+use crate::problem::{Problem, ProblemBody, ProblemCode};
+use crate::state::AppState;
+
+pub fn router<S: Store>() -> Router<AppState<S>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .route("/.well-known/jwks.json", get(jwks::<S>))
+        .route("/openapi.json", get(openapi_json))
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = serde_json::Value)))]
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The database (and, when configured, Redis) answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = serde_json::Value),
+        (status = 503, description = "`service_unavailable`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn readyz<S: Store>(
+    State(state): State<AppState<S>>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    match state.app.ready().await {
+        Ok(()) => Ok(Json(
+            serde_json::json!({"status": "ready", "checks": {"database": "ok"}}),
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed: database unreachable");
+            Err(Problem::new(
+                ProblemCode::ServiceUnavailable,
+                "the database is unreachable",
+            ))
+        }
+    }
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
+pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let mut res = state.metrics.render().into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations",
+    responses((status = 200, description = "JWK set of OKP/Ed25519 keys", body = serde_json::Value)))]
+pub async fn jwks<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let mut res = Json(state.app.jwks()).into_response();
+    // Short, so a newly added key reaches verifiers quickly.
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1", body = serde_json::Value)))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::ApiDoc::openapi())
+}

@@ -1,0 +1,264 @@
+//! Extractors: the JSON body (with the contract's 400/413/415 rules), the client IP
+//! (socket peer, or the forwarded client behind a trusted proxy), the user agent and
+//! the authenticated session.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use ipnet::IpNet;
+use serde::de::DeserializeOwned;
+use tessera_app::ports::Store;
+use tessera_app::{AppError, Principal, RequestContext};
+
+use crate::problem::{Problem, ProblemCode};
+use crate::state::AppState;
+
+/// Largest request body accepted anywhere.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body. Wrong content type ⇒ 415; over 64 KiB ⇒ 413; malformed or ill-typed ⇒
+/// 400 `invalid_request` naming the field.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared_len.is_some_and(|n| n > BODY_LIMIT) {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+            .await
+            .map_err(|_| too_large())?;
+        match content_type.as_deref() {
+            Some(ct) if is_json(ct) => {}
+            None if bytes.is_empty() => {
+                return Err(Problem::new(
+                    ProblemCode::InvalidRequest,
+                    "a JSON object body is required",
+                ));
+            }
+            _ => {
+                return Err(Problem::new(
+                    ProblemCode::UnsupportedMediaType,
+                    "the body must be JSON with Content-Type: application/json",
+                ));
+            }
+        }
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize::<_, T>(de) {
+            Ok(v) => Ok(Self(v)),
+            Err(e) => Err(Problem::new(
+                ProblemCode::InvalidRequest,
+                describe_json_error(&e),
+            )),
+        }
+    }
+}
+
+fn too_large() -> Problem {
+    Problem::new(
+        ProblemCode::PayloadTooLarge,
+        format!("the body must be at most {BODY_LIMIT} bytes"),
+    )
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+}
+
+/// Names the field in every case: a missing field is reported by serde itself, a bad
+/// value by the path it sits at.
+fn describe_json_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let inner = e.inner();
+    let path = e.path().to_string();
+    let msg = inner.to_string();
+    // serde_json appends " at line L column C"; the field name is more useful.
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
+    if inner.is_syntax() || inner.is_eof() {
+        return format!("the body is not valid JSON: {msg}");
+    }
+    if let Some(missing) = msg.strip_prefix("missing field ") {
+        return format!("field {missing} is required");
+    }
+    if path == "." || path.is_empty() {
+        return format!("the body must be a JSON object: {msg}");
+    }
+    format!("field `{path}` is invalid: {msg}")
+}
+
+/// The client address, by the trusted-proxy rule of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+/// The right-most `X-Forwarded-For` address that is not a trusted proxy, when the peer
+/// itself is trusted; otherwise the peer. An unparsable hop ends the walk: everything to
+/// its left is unverifiable, so the last trusted hop stands in for the client.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>().map(canonical) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for ClientIp {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied()
+        else {
+            return Ok(Self(None));
+        };
+        let hops: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(Self(Some(client_ip(
+            peer.ip(),
+            &hops,
+            &state.trusted_proxies,
+        ))))
+    }
+}
+
+/// Where the request came from (client IP and user agent), for sessions and events.
+pub struct Context(pub RequestContext);
+
+impl<S: Store> FromRequestParts<AppState<S>> for Context {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let ua = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(RequestContext::new(ip, ua)))
+    }
+}
+
+/// The caller's verified, live session.
+pub struct CurrentSession(pub Principal);
+
+impl<S: Store> FromRequestParts<AppState<S>> for CurrentSession {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState<S>,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(AppError::MissingToken.into());
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(AppError::InvalidToken)?;
+        Ok(Self(state.app.authenticate(token).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let ip = client_ip("203.0.113.9".parse().unwrap(), &["1.2.3.4"], &[]);
+        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let ip = client_ip(
+            "10.0.0.1".parse().unwrap(),
+            &["6.6.6.6, 198.51.100.7, 10.0.0.2"],
+            &trusted,
+        );
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        let ip = client_ip(
+            "10.0.0.1".parse().unwrap(),
+            &["6.6.6.6", "198.51.100.7"],
+            &trusted,
+        );
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn garbage_in_the_header_never_lets_a_spoofed_hop_through() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let ip = client_ip(
+            "10.0.0.1".parse().unwrap(),
+            &["6.6.6.6, not-an-ip, 10.0.0.3"],
+            &trusted,
+        );
+        assert_eq!(ip, "10.0.0.3".parse::<IpAddr>().unwrap());
+        let ip = client_ip("10.0.0.1".parse().unwrap(), &[], &trusted);
+        assert_eq!(ip, "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_are_recorded_as_ipv4() {
+        let ip = client_ip("::ffff:192.0.2.1".parse().unwrap(), &[], &[]);
+        assert_eq!(ip, "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+}

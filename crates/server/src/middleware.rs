@@ -1,0 +1,88 @@
+//! Cross-cutting layers: request ids, tracing without secrets, security headers,
+//! latency metrics, and problem+json for panics, unknown routes and wrong methods.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Response, header};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use tessera_app::ports::Store;
+
+use crate::problem::{Problem, ProblemCode};
+use crate::state::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Records the latency of every request under its route template (never the raw path,
+/// which could carry ids and would explode the label set).
+pub async fn track_metrics<S: Store>(
+    State(state): State<AppState<S>>,
+    req: Request,
+    next: Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    state.metrics.observe_request(
+        &method,
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}
+
+/// Headers every response carries: nothing is cached (bodies hold tokens), nothing is
+/// sniffed or framed.
+pub async fn security_headers(req: Request, next: Next) -> axum::response::Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    res
+}
+
+pub async fn not_found() -> Problem {
+    Problem::new(ProblemCode::NotFound, "no such endpoint")
+}
+
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        ProblemCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    )
+}
+
+/// A panic becomes a 500 problem; the payload is logged, never sent.
+pub fn panic_to_problem(payload: Box<dyn Any + Send + 'static>) -> Response<axum::body::Body> {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %msg, "handler panicked");
+    Problem::new(
+        ProblemCode::InternalError,
+        "an unexpected error occurred; it has been logged",
+    )
+    .into_response()
+}

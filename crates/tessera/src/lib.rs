@@ -1,1 +1,12 @@
-//! placeholder
+//! The `tessera` binary's library half, so integration tests drive the same startup.
+//!
+//! - `cli`: the command line. `config`: settings from defaults, file and environment.
+//! - `master_key`: loading or creating the key that seals secrets at rest.
+//! - `startup`: adapters from configuration, binding, graceful shutdown.
+//! - `telemetry`: logging.
+
+pub mod cli;
+pub mod config;
+pub mod master_key;
+pub mod startup;
+pub mod telemetry;

@@ -1,1 +1,42 @@
-fn main() {}
+use clap::Parser;
+use tessera::cli::{Cli, Command};
+use tessera::config::Config;
+use tessera::startup::{Application, Backend, shutdown_signal};
+use tessera::telemetry;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve { no_migrate } => {
+            let app = Application::build_with_clock(
+                &config,
+                std::sync::Arc::new(tessera_adapters::SystemClock),
+                !no_migrate,
+            )
+            .await?;
+            tracing::info!(addr = %app.local_addr()?, database = %redact_url(&config.database_url), "tessera listening");
+            app.run_until(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            Backend::connect(&config.database_url)
+                .await?
+                .migrate()
+                .await?;
+            tracing::info!("migrations applied");
+        }
+    }
+    Ok(())
+}
+
+/// Drops any password from a database URL before it is logged.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

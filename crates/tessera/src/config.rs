@@ -1,0 +1,285 @@
+//! Configuration: defaults, then `tessera.toml` (or `--config PATH`), then `TESSERA_*`
+//! environment variables, each overriding the one before. docs/configuration.md lists
+//! every setting; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// The settings file, every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    master_key: Option<String>,
+    master_key_file: Option<PathBuf>,
+    trusted_proxies: Option<Vec<String>>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    access_token_ttl: Option<i64>,
+    session_idle_timeout: Option<i64>,
+    session_absolute_lifetime: Option<i64>,
+    refresh_retry_window: Option<i64>,
+    log_format: Option<String>,
+    redis_url: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the master key comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// Base64 of 32 bytes, given directly (`TESSERA_MASTER_KEY`).
+    Inline(String),
+    /// A file holding the base64 key; created (mode 0600) when missing.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inline(_) => f.write_str("Inline([redacted])"),
+            Self::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub master_key: MasterKeySource,
+    pub trusted_proxies: Vec<IpNet>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_token_ttl_secs: i64,
+    pub session_idle_timeout_secs: i64,
+    pub session_absolute_lifetime_secs: i64,
+    pub refresh_retry_window_secs: i64,
+    pub log_format: LogFormat,
+    /// Settings that belong to features not built yet; `serve` warns when they are set.
+    pub not_yet_supported: Vec<&'static str>,
+}
+
+pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
+
+impl Config {
+    /// Reads the file (if `path` is given it must exist; the default file is optional) and
+    /// the environment.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let file = match path {
+            Some(p) => read_file(p)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::resolve(file, |name| {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    fn resolve(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let listen_raw = env("TESSERA_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen: SocketAddr = listen_raw.parse().with_context(|| {
+            format!("TESSERA_LISTEN / listen: {listen_raw:?} is not an address:port")
+        })?;
+        let database_url = env("TESSERA_DATABASE_URL")
+            .or(file.database_url)
+            .unwrap_or_else(|| "sqlite://tessera.db".into());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!("TESSERA_DATABASE_URL / database_url must start with sqlite:// or postgres://");
+        }
+        let master_key = match (
+            env("TESSERA_MASTER_KEY").or(file.master_key),
+            env("TESSERA_MASTER_KEY_FILE"),
+        ) {
+            (Some(inline), _) => MasterKeySource::Inline(inline),
+            (None, Some(path)) => MasterKeySource::File(path.into()),
+            (None, None) => MasterKeySource::File(
+                file.master_key_file
+                    .unwrap_or_else(|| PathBuf::from("tessera-master.key")),
+            ),
+        };
+        let trusted_proxies = match env("TESSERA_TRUSTED_PROXIES") {
+            Some(list) => list
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        }
+        .iter()
+        .map(|s| parse_net(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+        let issuer = env("TESSERA_ISSUER")
+            .or(file.issuer)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let audience = env("TESSERA_AUDIENCE")
+            .or(file.audience)
+            .unwrap_or_else(|| "tessera".into());
+        let secs =
+            |name: &str, from_file: Option<i64>, default: i64, min: i64| -> anyhow::Result<i64> {
+                let v = match env(name) {
+                    Some(raw) => raw.parse::<i64>().with_context(|| {
+                        format!("{name}: {raw:?} is not a whole number of seconds")
+                    })?,
+                    None => from_file.unwrap_or(default),
+                };
+                if v < min {
+                    bail!("{name} must be at least {min} seconds");
+                }
+                Ok(v)
+            };
+        let log_format = match env("TESSERA_LOG_FORMAT").or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("TESSERA_LOG_FORMAT must be text or json, not {other:?}"),
+        };
+        let mut not_yet_supported = Vec::new();
+        for (name, from_file) in [
+            ("TESSERA_REDIS_URL", file.redis_url.is_some()),
+            ("TESSERA_SMTP_URL", file.smtp_url.is_some()),
+            ("TESSERA_SMTP_FROM", file.smtp_from.is_some()),
+            ("TESSERA_WEBHOOK_URL", file.webhook_url.is_some()),
+            ("TESSERA_WEBHOOK_SECRET", file.webhook_secret.is_some()),
+        ] {
+            if from_file || env(name).is_some() {
+                not_yet_supported.push(name);
+            }
+        }
+        let config = Self {
+            listen,
+            database_url,
+            master_key,
+            trusted_proxies,
+            issuer,
+            audience,
+            access_token_ttl_secs: secs(
+                "TESSERA_ACCESS_TOKEN_TTL",
+                file.access_token_ttl,
+                900,
+                30,
+            )?,
+            session_idle_timeout_secs: secs(
+                "TESSERA_SESSION_IDLE_TIMEOUT",
+                file.session_idle_timeout,
+                7 * 86_400,
+                60,
+            )?,
+            session_absolute_lifetime_secs: secs(
+                "TESSERA_SESSION_ABSOLUTE_LIFETIME",
+                file.session_absolute_lifetime,
+                30 * 86_400,
+                60,
+            )?,
+            refresh_retry_window_secs: secs(
+                "TESSERA_REFRESH_RETRY_WINDOW",
+                file.refresh_retry_window,
+                0,
+                0,
+            )?,
+            log_format,
+            not_yet_supported,
+        };
+        if config.refresh_retry_window_secs > 300 {
+            bail!(
+                "TESSERA_REFRESH_RETRY_WINDOW is at most 300 seconds: a longer window keeps stolen tokens usable"
+            );
+        }
+        Ok(config)
+    }
+
+    /// The settings the embedded defaults give, for tests and examples.
+    pub fn embedded_defaults() -> anyhow::Result<Self> {
+        Self::resolve(FileConfig::default(), |_| None)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+fn parse_net(s: &str) -> anyhow::Result<IpNet> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .with_context(|| format!("TESSERA_TRUSTED_PROXIES: {s:?} is not a CIDR or an address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn resolve(file: &str, env: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        Config::resolve(toml::from_str(file)?, |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn with_nothing_configured_the_embedded_defaults_apply() {
+        let c = resolve("", &[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://tessera.db");
+        assert_eq!(
+            c.master_key,
+            MasterKeySource::File("tessera-master.key".into())
+        );
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.access_token_ttl_secs, 900);
+        assert_eq!(c.session_idle_timeout_secs, 7 * 86_400);
+        assert_eq!(c.session_absolute_lifetime_secs, 30 * 86_400);
+        assert_eq!(c.refresh_retry_window_secs, 0);
+        assert_eq!(c.issuer, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = resolve(
+            "listen = \"0.0.0.0:9000\"\nrefresh_retry_window = 5\ntrusted_proxies = [\"10.0.0.0/8\"]",
+            &[("TESSERA_LISTEN", "127.0.0.1:9001"), ("TESSERA_TRUSTED_PROXIES", "192.0.2.1, 2001:db8::/32")],
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.refresh_retry_window_secs, 5);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.trusted_proxies[0].to_string(), "192.0.2.1/32");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_setting_named() {
+        let e = resolve("", &[("TESSERA_REFRESH_RETRY_WINDOW", "soon")]).unwrap_err();
+        assert!(format!("{e:#}").contains("TESSERA_REFRESH_RETRY_WINDOW"));
+        assert!(resolve("", &[("TESSERA_TRUSTED_PROXIES", "nope")]).is_err());
+        assert!(resolve("", &[("TESSERA_DATABASE_URL", "mysql://x")]).is_err());
+        assert!(resolve("unknown_key = 1", &[]).is_err());
+    }
+
+    #[test]
+    fn the_inline_master_key_never_shows_in_debug_output() {
+        let c = resolve("", &[("TESSERA_MASTER_KEY", "c2VjcmV0")]).unwrap();
+        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,152 @@
+//! Builds the adapters the configuration names, binds the listener, and serves until a
+//! shutdown signal. Tests call `Application::build` with port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use tessera_adapters::{LogNotifier, PgStore, SqliteStore, SystemClock};
+use tessera_app::ports::{Clock, Store};
+use tessera_app::{App, Settings};
+use tessera_core::session::Lifetimes;
+use tessera_server::AppState;
+use time::Duration;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::master_key;
+
+/// The database backend a URL selects.
+pub enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Backend {
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(
+                SqliteStore::connect(url)
+                    .await
+                    .context("opening the SQLite database")?,
+            ))
+        } else {
+            Ok(Self::Postgres(
+                PgStore::connect(url)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            ))
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+        .context("applying migrations")
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock), true).await
+    }
+
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        migrate: bool,
+    ) -> anyhow::Result<Self> {
+        for name in &config.not_yet_supported {
+            tracing::warn!(
+                setting = name,
+                "this setting is recognised but its feature is not built yet; it is ignored"
+            );
+        }
+        let backend = Backend::connect(&config.database_url).await?;
+        if migrate {
+            backend.migrate().await?;
+        }
+        let router = match backend {
+            Backend::Sqlite(store) => router(store, config, clock).await?,
+            Backend::Postgres(store) => router(store, config, clock).await?,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Self { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+async fn router<S: Store>(
+    store: S,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Router> {
+    let master = master_key::load(&config.master_key)?;
+    let settings = Settings {
+        issuer: config.issuer.clone(),
+        audience: config.audience.clone(),
+        access_token_ttl: Duration::seconds(config.access_token_ttl_secs),
+        lifetimes: Lifetimes {
+            idle: Duration::seconds(config.session_idle_timeout_secs),
+            absolute: Duration::seconds(config.session_absolute_lifetime_secs),
+        },
+        refresh_retry_window: Duration::seconds(config.refresh_retry_window_secs),
+    };
+    let app = App::build(store, clock, Arc::new(LogNotifier), master, settings)
+        .await
+        .context("starting the application (is the master key the one the signing keys were sealed with?)")?;
+    Ok(tessera_server::router(AppState::new(
+        app,
+        config.trusted_proxies.clone(),
+    )))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

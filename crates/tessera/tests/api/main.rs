@@ -1,0 +1,9 @@
+//! HTTP tests: a real server on port 0 over SQLite and Postgres.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod account;
+mod auth;
+mod helpers;
+mod ops;
+mod process;
+mod refresh;

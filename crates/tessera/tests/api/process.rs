@@ -1,0 +1,220 @@
+//! The real `tessera` binary, as the README runs it: embedded defaults, first start,
+//! restart, `migrate`, and what it writes to its log.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Server {
+    child: Child,
+    addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tessera(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    // Nothing from the developer's environment leaks in: this is the fresh-machine case.
+    cmd.env_clear()
+        .current_dir(dir)
+        .env("RUST_LOG", "debug")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Starts `tessera serve` on its embedded defaults (only the port is chosen by the OS).
+async fn serve(dir: &Path) -> Server {
+    let mut child = tessera(dir)
+        .args(["serve"])
+        .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let log = log.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "server did not start; log:\n{}",
+                log.lock().unwrap().join("\n")
+            )
+        })
+        .unwrap();
+    Server { child, addr, log }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+    async fn stop(mut self) -> String {
+        self.child.kill().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+#[tokio::test]
+async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() {
+    let dir = temp_dir("serve");
+    let server = serve(&dir).await;
+    let client = reqwest::Client::new();
+    let password = "s3cret-Passphrase-for-logs";
+    let res = client
+        .post(server.url("/v1/users"))
+        .json(&json!({"email": "log@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let login: Value = client
+        .post(server.url("/v1/auth/login"))
+        .json(&json!({"email": "log@example.com", "password": password, "device_id": "d1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r1 = login["refresh_token"].as_str().unwrap().to_owned();
+    let rotated: Value = client
+        .post(server.url("/v1/auth/refresh"))
+        .json(&json!({"refresh_token": r1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // Reuse, so the warning path is logged too.
+    let res = client
+        .post(server.url("/v1/auth/refresh"))
+        .json(&json!({"refresh_token": r1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = client
+        .get(server.url("/v1/me"))
+        .bearer_auth(login["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let key_path = dir.join("tessera-master.key");
+    let master_key = std::fs::read_to_string(&key_path).unwrap();
+    let log = server.stop().await;
+
+    assert!(
+        dir.join("tessera.db").exists(),
+        "the SQLite file is created in the working directory"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        log.contains("DEVELOPMENT MASTER KEY"),
+        "loud warning expected:\n{log}"
+    );
+    assert!(log.contains("refresh token reuse detected"), "{log}");
+    for secret in [
+        password,
+        master_key.trim(),
+        &r1,
+        rotated["refresh_token"].as_str().unwrap(),
+        login["access_token"].as_str().unwrap(),
+        rotated["access_token"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_signing_key_and_a_wrong_master_key_refuses_to_start() {
+    let dir = temp_dir("restart");
+    let client = reqwest::Client::new();
+    let jwks = |s: &Server| client.get(s.url("/.well-known/jwks.json")).send();
+    let first = serve(&dir).await;
+    let kid1: Value = jwks(&first).await.unwrap().json().await.unwrap();
+    first.stop().await;
+    let second = serve(&dir).await;
+    let kid2: Value = jwks(&second).await.unwrap().json().await.unwrap();
+    second.stop().await;
+    assert_eq!(kid1["keys"][0]["kid"], kid2["keys"][0]["kid"]);
+
+    let out = tessera(&dir)
+        .args(["serve"])
+        .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .env(
+            "TESSERA_MASTER_KEY",
+            data_encoding::BASE64.encode(&[9u8; 32]),
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("master key"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_and_can_run_twice() {
+    let dir = temp_dir("migrate");
+    for _ in 0..2 {
+        let status = tessera(&dir)
+            .args(["migrate"])
+            .env("TESSERA_DATABASE_URL", "sqlite://migrated.db")
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("migrated.db").display()))
+            .await
+            .unwrap();
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n.0, 0);
+    pool.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,6 +2,7 @@
 //!
 //! - `sqlite`: [`SqliteStore`], the embedded default (one file, WAL, one writer).
 //! - `postgres`: [`PgStore`], the production store (several nodes may share it).
+//! - `delegate`: the port traits implemented once over both backends' query modules.
 //! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
 //! - `notifier`: [`LogNotifier`], notifications as log lines.
@@ -12,6 +13,8 @@
 //! workspace root and are embedded at compile time.
 
 mod clock;
+#[macro_use]
+mod delegate;
 mod notifier;
 mod postgres;
 mod rows;

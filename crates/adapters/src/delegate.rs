@@ -1,0 +1,176 @@
+//! The store ports, implemented once for every backend.
+//!
+//! Each backend has query modules `users`, `sessions`, `events` and `keys` whose
+//! functions share names and signatures across dialects and return `sqlx` errors; the
+//! trait methods only choose the pool (reads may go to a reader pool) and map the error
+//! through the backend's one `store_error`. Writing that layer once keeps the two
+//! backends from drifting apart in anything but their SQL.
+
+macro_rules! impl_store_ports {
+    ($store:ty, read = $read:ident, write = $write:ident) => {
+        use ::tessera_app::ports as __p;
+
+        impl __p::UserStore for $store {
+            async fn insert_user(&self, user: &__p::NewUser) -> __p::StoreResult<()> {
+                users::insert(&self.$write, user).await.map_err(store_error)
+            }
+
+            async fn get_user(
+                &self,
+                id: ::tessera_core::ids::UserId,
+            ) -> __p::StoreResult<Option<__p::UserRecord>> {
+                users::get(&self.$read, id).await.map_err(store_error)
+            }
+
+            async fn get_user_by_email(
+                &self,
+                email: &::tessera_core::Email,
+            ) -> __p::StoreResult<Option<__p::UserRecord>> {
+                users::get_by_email(&self.$read, email)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_password_hash(
+                &self,
+                id: ::tessera_core::ids::UserId,
+                expected: &::tessera_core::password::PasswordHash,
+                new: &::tessera_core::password::PasswordHash,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                users::swap_password_hash(&self.$write, id, expected, new, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn list_roles(
+                &self,
+                id: ::tessera_core::ids::UserId,
+            ) -> __p::StoreResult<Vec<::tessera_core::ids::Role>> {
+                users::list_roles(&self.$read, id)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_roles(
+                &self,
+                id: ::tessera_core::ids::UserId,
+                roles: &[::tessera_core::ids::Role],
+            ) -> __p::StoreResult<()> {
+                users::swap_roles(&self.$write, id, roles)
+                    .await
+                    .map_err(store_error)
+            }
+        }
+
+        impl __p::SessionStore for $store {
+            async fn insert_session(
+                &self,
+                session: &__p::NewSession,
+            ) -> __p::StoreResult<__p::InsertedSession> {
+                sessions::insert(&self.$write, session)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn get_session(
+                &self,
+                id: ::tessera_core::ids::SessionId,
+            ) -> __p::StoreResult<Option<__p::SessionRecord>> {
+                sessions::get(&self.$read, id).await.map_err(store_error)
+            }
+
+            async fn get_refresh(
+                &self,
+                hash: &::tessera_core::secret::TokenHash,
+            ) -> __p::StoreResult<Option<__p::RefreshRecord>> {
+                sessions::get_refresh(&self.$read, hash)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_refresh(
+                &self,
+                swap: &__p::RefreshSwap,
+            ) -> __p::StoreResult<__p::SwapOutcome> {
+                sessions::swap_refresh(&self.$write, swap)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn revoke_session(
+                &self,
+                id: ::tessera_core::ids::SessionId,
+                reason: ::tessera_core::session::RevokeReason,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                sessions::revoke(&self.$write, id, reason, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                keep: Option<::tessera_core::ids::SessionId>,
+                reason: ::tessera_core::session::RevokeReason,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<Vec<::tessera_core::ids::SessionId>> {
+                sessions::revoke_for_user(&self.$write, user, keep, reason, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn list_sessions(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<Vec<__p::SessionRecord>> {
+                sessions::list_live(&self.$read, user, now)
+                    .await
+                    .map_err(store_error)
+            }
+        }
+
+        impl __p::EventStore for $store {
+            async fn insert_event(&self, event: &__p::SecurityEvent) -> __p::StoreResult<()> {
+                events::insert(&self.$write, event)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn list_events(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                limit: u32,
+            ) -> __p::StoreResult<Vec<__p::SecurityEvent>> {
+                events::list(&self.$read, user, limit)
+                    .await
+                    .map_err(store_error)
+            }
+        }
+
+        impl __p::KeyStore for $store {
+            async fn insert_signing_key(
+                &self,
+                key: &__p::StoredSigningKey,
+            ) -> __p::StoreResult<()> {
+                keys::insert(&self.$write, key).await.map_err(store_error)
+            }
+
+            async fn list_signing_keys(&self) -> __p::StoreResult<Vec<__p::StoredSigningKey>> {
+                keys::list(&self.$read).await.map_err(store_error)
+            }
+        }
+
+        impl __p::Store for $store {
+            async fn ping(&self) -> __p::StoreResult<()> {
+                ::sqlx::query("SELECT 1")
+                    .execute(&self.$read)
+                    .await
+                    .map(drop)
+                    .map_err(store_error)
+            }
+        }
+    };
+}

@@ -9,6 +9,7 @@
 //! - `crypto`: AEAD sealing under the master key (secrets at rest).
 //! - `jwt`: EdDSA access tokens and their JWKS form.
 //! - `session`: the session aggregate, expiry, and the refresh-rotation state machine.
+//! - `ratelimit`: sliding-window rate-limit decisions.
 //! - `event`: the kinds of security event.
 
 pub mod crypto;
@@ -17,6 +18,7 @@ pub mod event;
 pub mod ids;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
 pub mod secret;
 pub mod session;
 

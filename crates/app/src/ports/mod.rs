@@ -5,8 +5,10 @@
 //! Traits use native `async fn` (returning `Send` futures) so adapters need no boxing;
 //! the application is generic over its store.
 
+mod limiter;
 mod records;
 
+pub use limiter::*;
 pub use records::*;
 
 use std::future::Future;

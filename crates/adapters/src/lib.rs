@@ -6,15 +6,18 @@
 //! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
 //! - `notifier`: [`LogNotifier`], notifications as log lines.
+//! - `limiter`: the rate limiters, [`MemoryLimiter`] (in process, the embedded default)
+//!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
 //! - `testing` (feature `testing`): throw-away test databases and the skip-or-fail rule.
 //!
-//! Each store passes the one conformance suite in `tessera_app::testkit`
-//! (`tests/conformance/`). Migrations live in `migrations/{sqlite,postgres}` at the
-//! workspace root and are embedded at compile time.
+//! Each store, and each limiter, passes its one conformance suite in
+//! `tessera_app::testkit` (`tests/conformance/`). Migrations live in
+//! `migrations/{sqlite,postgres}` at the workspace root and are embedded at compile time.
 
 mod clock;
 #[macro_use]
 mod delegate;
+mod limiter;
 mod notifier;
 mod postgres;
 mod rows;
@@ -23,6 +26,7 @@ mod sqlite;
 pub mod testing;
 
 pub use clock::SystemClock;
+pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
 pub use notifier::LogNotifier;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -1,11 +1,15 @@
 //! The store conformance suite (`tessera_app::testkit::store_suite`), once per backend,
-//! plus checks on the migrations. SQLite always runs; Postgres runs when
+//! plus checks on the migrations; the limiter suite once per limiter (`limiters`), and
+//! the Redis limiter's outage behaviour against a private `redis-server`
+//! (`redis_outage`). SQLite always runs; Postgres runs when
 //! `TESSERA_TEST_DATABASE_URL` names a server (each test gets its own database), and
 //! skips loudly otherwise — or fails, under `TESSERA_TEST_REQUIRE=all`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod limiters;
 mod migrations;
+mod redis_outage;
 
 use tessera_adapters::testing::TestDatabase;
 use tessera_adapters::{PgStore, SqliteStore};

@@ -5,12 +5,18 @@
 //!   generic over the store.
 //! - `macros`: [`store_conformance!`](crate::store_conformance), which turns the suite
 //!   into one `#[tokio::test]` per case for a named backend.
+//! - `limiter_suite`: the cases every `RateLimiter` implementation must pass, checked
+//!   against `tessera_core::ratelimit::decide`.
+//! - `limiter_macros`: [`limiter_conformance!`](crate::limiter_conformance), the same for
+//!   limiters.
 
 // This module is test code compiled into the library: a failed expectation is a failed
 // test, so unwrapping and panicking are the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod clock;
+mod limiter_macros;
+pub mod limiter_suite;
 mod macros;
 pub mod store_suite;
 

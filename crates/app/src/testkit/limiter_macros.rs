@@ -1,0 +1,56 @@
+//! The macro that runs the limiter suite against one backend.
+
+/// Expands to `mod $backend { … }` holding one
+/// `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per case of
+/// [`limiter_suite`](crate::testkit::limiter_suite), each named after its case.
+///
+/// `$factory` is an expression evaluated afresh in every test (inside the generated
+/// module, which glob-imports its parent) and awaited; it yields `Option<limiter>`: a
+/// fresh limiter whose keys no other test shares (for a shared backend, a unique key
+/// prefix). `None` means the backend is not configured and the test is skipped (the
+/// factory reports that, loudly).
+///
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`).
+///
+/// ```ignore
+/// tessera_app::limiter_conformance!(memory, async { Some(MemoryLimiter::new()) });
+/// ```
+#[macro_export]
+macro_rules! limiter_conformance {
+    ($backend:ident, $factory:expr $(,)?) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::__limiter_conformance_cases! {
+                $factory;
+                the_limit_is_reached_after_exactly_limit_reservations_with_an_exact_retry_after,
+                an_attempt_is_allowed_again_once_the_oldest_ages_out,
+                every_decision_matches_the_pure_sliding_window_reference,
+                of_thirty_concurrent_reservations_with_limit_five_exactly_five_are_allowed,
+                a_release_refunds_exactly_one_slot,
+                releasing_an_unknown_or_already_released_ticket_changes_nothing,
+                keys_are_independent_of_each_other,
+                the_first_denial_is_reported_once_per_window_and_again_after_it_passes,
+                a_limiter_whose_backend_answers_reports_ok_health,
+            }
+        }
+    };
+}
+
+/// One test per named case; an implementation detail of [`limiter_conformance!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __limiter_conformance_cases {
+    ($factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let Some(limiter) = $factory.await else {
+                    return;
+                };
+                $crate::testkit::limiter_suite::$case(limiter).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,404 @@
+//! The rate-limiter conformance suite: every case is an async fn taking a fresh limiter
+//! whose keys are its own. The same fns run unchanged against every backend through
+//! [`limiter_conformance!`](crate::limiter_conformance). Time comes from a
+//! [`ManualClock`]; nothing sleeps.
+//!
+//! Each backend's decisions are compared with `tessera_core::ratelimit::decide` applied
+//! to a list the test keeps itself, so every backend is proven equal to the maths, and
+//! therefore to every other backend.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use tessera_core::ids::UserId;
+use tessera_core::ratelimit::{Decision, LimitKey, Policy, decide};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use super::ManualClock;
+use crate::ports::{Clock, LimiterHealth, RateLimiter, Ticket};
+
+/// Where every case's time starts: a fixed instant with a non-zero microsecond part.
+const T0: OffsetDateTime = datetime!(2026-03-01 09:15:30.123456 UTC);
+const WINDOW: Duration = Duration::minutes(10);
+const THREE: Policy = Policy {
+    limit: 3,
+    window: WINDOW,
+};
+
+fn ticket() -> Ticket {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    Ticket(bytes)
+}
+
+fn ip(last: u8) -> LimitKey {
+    LimitKey::login_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, last)), "password")
+}
+
+fn account(email: &str) -> LimitKey {
+    LimitKey::login_account(email, "password")
+}
+
+fn deny(retry_after: Duration) -> Decision {
+    Decision::Deny { retry_after }
+}
+
+/// Reserves `n` attempts at `now`, asserting each is allowed; returns their tickets.
+async fn allow_n<L: RateLimiter>(
+    limiter: &L,
+    key: &LimitKey,
+    policy: Policy,
+    now: OffsetDateTime,
+    n: u32,
+) -> Vec<Ticket> {
+    let mut tickets = Vec::new();
+    for i in 0..n {
+        let t = ticket();
+        assert_eq!(
+            limiter.reserve(key, policy, now, t).await,
+            Decision::Allow,
+            "attempt {} of {n} on {} should be allowed",
+            i + 1,
+            key.kind()
+        );
+        tickets.push(t);
+    }
+    tickets
+}
+
+/// Three attempts a minute apart are allowed; the fourth is denied until the first has
+/// left its window: 7 minutes later, to the microsecond.
+pub async fn the_limit_is_reached_after_exactly_limit_reservations_with_an_exact_retry_after<
+    L: RateLimiter,
+>(
+    limiter: L,
+) {
+    let clock = ManualClock::new(T0);
+    let key = ip(1);
+    for _ in 0..3 {
+        allow_n(&limiter, &key, THREE, clock.now(), 1).await;
+        clock.advance(Duration::minutes(1));
+    }
+    // Counted at T0, T0+1m, T0+2m; now T0+3m.
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::minutes(7))
+    );
+    clock.advance(Duration::seconds(90));
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::seconds(330)),
+        "a denied attempt is not counted: the retry is still set by the first"
+    );
+}
+
+/// The oldest attempt stops counting exactly one window after it was counted: a
+/// microsecond before, the next attempt is denied for one microsecond; at the instant,
+/// it is allowed, and the window is full again until the second oldest leaves.
+pub async fn an_attempt_is_allowed_again_once_the_oldest_ages_out<L: RateLimiter>(limiter: L) {
+    let clock = ManualClock::new(T0);
+    let key = ip(2);
+    allow_n(&limiter, &key, THREE, clock.now(), 1).await;
+    clock.advance(Duration::minutes(1));
+    allow_n(&limiter, &key, THREE, clock.now(), 2).await;
+
+    clock.set(T0 + WINDOW - Duration::microseconds(1));
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::microseconds(1))
+    );
+    clock.set(T0 + WINDOW);
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Allow
+    );
+    // Live now: T0+1m (twice) and T0+10m; room again when both T0+1m entries are gone.
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::minutes(1))
+    );
+}
+
+/// One scripted step of [`every_decision_matches_the_pure_sliding_window_reference`].
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Advance(Duration),
+    /// Reserve on key 0 or 1 with a new ticket (tickets are numbered in order).
+    Reserve(usize, Policy),
+    /// Release ticket number `.1` on key `.0` (it may be denied, released, or another
+    /// key's: then nothing changes).
+    Release(usize, usize),
+}
+
+/// A scripted sequence of clock moves, reservations on two keys with their own windows
+/// (including a lowered and a zero limit) and releases of every sort; every decision
+/// equals `decide` applied to the attempts the test itself recorded as counted.
+pub async fn every_decision_matches_the_pure_sliding_window_reference<L: RateLimiter>(limiter: L) {
+    use Step::{Advance, Release, Reserve};
+    const A3: Policy = THREE;
+    const A2: Policy = Policy {
+        limit: 2,
+        window: WINDOW,
+    };
+    const A0: Policy = Policy {
+        limit: 0,
+        window: WINDOW,
+    };
+    const B2: Policy = Policy {
+        limit: 2,
+        window: Duration::seconds(90),
+    };
+    let us = Duration::microseconds;
+    let s = Duration::seconds;
+    #[rustfmt::skip]
+    let script = [
+        Reserve(0, A3), Reserve(0, A3), Reserve(1, B2),                  // tickets 0, 1, 2
+        Advance(s(30)),
+        Reserve(0, A3), Reserve(0, A3), Reserve(1, B2), Reserve(1, B2),  // 3, 4, 5, 6
+        Advance(s(60) - us(1)),
+        Reserve(1, B2),                                                  // 7: one µs early
+        Advance(us(1)),
+        Reserve(1, B2), Reserve(1, B2),                                  // 8, 9
+        Release(0, 1), Reserve(0, A3), Reserve(0, A3),                   // 10, 11
+        Release(0, 1), Reserve(0, A3),                                   // double release; 12
+        Release(0, 4), Release(0, 2), Release(0, 99), Reserve(0, A3),    // no-ops; 13
+        Reserve(0, A2), Reserve(0, A0),                                  // 14, 15
+        Advance(s(300)),
+        Reserve(0, A2), Reserve(1, B2), Release(1, 8), Reserve(1, B2),   // 16, 17, 18
+        Reserve(1, B2),                                                  // 19
+        Advance(s(270) - us(123_457)),
+        Reserve(0, A3), Reserve(0, A2),                                  // 20, 21
+        Advance(us(123_457)),
+        Reserve(0, A3), Reserve(0, A3), Reserve(0, A3),                  // 22, 23, 24
+        Release(0, 22), Reserve(0, A3), Reserve(0, A0),                  // 25, 26
+        Advance(WINDOW * 2),
+        Reserve(0, A0), Reserve(0, A3), Reserve(1, B2),                  // 27, 28, 29
+        Release(0, 28), Release(1, 29), Reserve(0, A2), Reserve(1, B2),  // 30, 31
+    ];
+    let keys = [ip(3), account("reference@example.com")];
+    let clock = ManualClock::new(T0);
+    let mut tickets: Vec<Ticket> = Vec::new();
+    // What the test counts as counted: (key, ticket, when).
+    let mut counted: Vec<(usize, Ticket, OffsetDateTime)> = Vec::new();
+    let (mut allowed, mut denied) = (0, 0);
+    for (step_no, step) in script.iter().enumerate() {
+        match *step {
+            Advance(by) => clock.advance(by),
+            Reserve(k, policy) => {
+                let now = clock.now();
+                let times: Vec<OffsetDateTime> = counted
+                    .iter()
+                    .filter(|(key, _, _)| *key == k)
+                    .map(|(_, _, at)| *at)
+                    .collect();
+                let want = decide(&times, now, policy);
+                let t = ticket();
+                let got = limiter.reserve(&keys[k], policy, now, t).await;
+                assert_eq!(
+                    got,
+                    want,
+                    "step {step_no} {step:?} (ticket {}) at +{}",
+                    tickets.len(),
+                    now - T0
+                );
+                if got == Decision::Allow {
+                    counted.push((k, t, now));
+                    allowed += 1;
+                } else {
+                    denied += 1;
+                }
+                tickets.push(t);
+            }
+            Release(k, n) => {
+                let t = tickets.get(n).copied().unwrap_or_else(ticket);
+                limiter.release(&keys[k], t).await;
+                counted.retain(|(key, ticket, _)| !(*key == k && *ticket == t));
+            }
+        }
+    }
+    assert!(
+        allowed >= 10 && denied >= 10,
+        "the script should exercise both outcomes: {allowed} allowed, {denied} denied"
+    );
+}
+
+const RACERS: usize = 30;
+
+/// Of 30 concurrent first attempts on one key with a limit of 5, exactly 5 are allowed;
+/// the others are denied for one whole window, and the next attempt too.
+pub async fn of_thirty_concurrent_reservations_with_limit_five_exactly_five_are_allowed<
+    L: RateLimiter,
+>(
+    limiter: L,
+) {
+    let policy = Policy {
+        limit: 5,
+        window: WINDOW,
+    };
+    let limiter = Arc::new(limiter);
+    let key = ip(4);
+    let now = T0;
+    let start = Arc::new(Barrier::new(RACERS));
+    let mut racers = JoinSet::new();
+    for _ in 0..RACERS {
+        let (limiter, key, start) = (limiter.clone(), key.clone(), start.clone());
+        racers.spawn(async move {
+            start.wait().await;
+            limiter.reserve(&key, policy, now, ticket()).await
+        });
+    }
+    let decisions = racers.join_all().await;
+    let allowed = decisions.iter().filter(|d| **d == Decision::Allow).count();
+    assert_eq!(
+        allowed, 5,
+        "exactly the limit must be allowed: {decisions:?}"
+    );
+    for d in decisions.iter().filter(|d| **d != Decision::Allow) {
+        assert_eq!(*d, deny(WINDOW));
+    }
+    assert_eq!(
+        limiter.reserve(&key, policy, now, ticket()).await,
+        deny(WINDOW)
+    );
+}
+
+/// Releasing one counted attempt makes room for exactly one more, and the refunded
+/// attempt no longer sets the retry time.
+pub async fn a_release_refunds_exactly_one_slot<L: RateLimiter>(limiter: L) {
+    let clock = ManualClock::new(T0);
+    let key = ip(5);
+    let first = allow_n(&limiter, &key, THREE, clock.now(), 1).await;
+    clock.advance(Duration::minutes(1));
+    allow_n(&limiter, &key, THREE, clock.now(), 2).await;
+    clock.advance(Duration::minutes(1));
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::minutes(8))
+    );
+
+    limiter.release(&key, first[0]).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Allow
+    );
+    // Live: T0+1m (twice), T0+2m; the T0 entry is gone, so the retry is set by T0+1m.
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(Duration::minutes(9))
+    );
+}
+
+/// Releasing a ticket never counted, one already released, a denied attempt's ticket,
+/// or a ticket of another key changes nothing.
+pub async fn releasing_an_unknown_or_already_released_ticket_changes_nothing<L: RateLimiter>(
+    limiter: L,
+) {
+    let clock = ManualClock::new(T0);
+    let (key, other) = (ip(6), ip(7));
+    let counted = allow_n(&limiter, &key, THREE, clock.now(), 3).await;
+    let others = allow_n(&limiter, &other, THREE, clock.now(), 1).await;
+    let denied_ticket = ticket();
+    let full = deny(WINDOW);
+    assert_eq!(
+        limiter
+            .reserve(&key, THREE, clock.now(), denied_ticket)
+            .await,
+        full
+    );
+
+    limiter.release(&key, ticket()).await;
+    limiter.release(&key, denied_ticket).await;
+    limiter.release(&key, others[0]).await;
+    limiter.release(&other, counted[0]).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        full,
+        "no release above belonged to the key"
+    );
+
+    limiter.release(&key, counted[1]).await;
+    limiter.release(&key, counted[1]).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Allow
+    );
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        full,
+        "a double release refunds one slot only"
+    );
+    // The other key kept its one attempt: two more fit, not three.
+    allow_n(&limiter, &other, THREE, clock.now(), 2).await;
+    assert_eq!(
+        limiter.reserve(&other, THREE, clock.now(), ticket()).await,
+        full
+    );
+}
+
+/// A full budget for one IP leaves another IP, the same IP under another provider, an
+/// account and a user's MFA budget untouched.
+pub async fn keys_are_independent_of_each_other<L: RateLimiter>(limiter: L) {
+    let clock = ManualClock::new(T0);
+    let policy = Policy {
+        limit: 2,
+        window: WINDOW,
+    };
+    let address = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8));
+    let full = LimitKey::login_ip(address, "password");
+    allow_n(&limiter, &full, policy, clock.now(), 2).await;
+    assert_eq!(
+        limiter.reserve(&full, policy, clock.now(), ticket()).await,
+        deny(WINDOW)
+    );
+    let others = [
+        ip(9),
+        LimitKey::login_ip(address, "other-provider"),
+        account("independent@example.com"),
+        account("independent-too@example.com"),
+        LimitKey::mfa_user(UserId::from_uuid(uuid::Uuid::new_v4())),
+    ];
+    for key in &others {
+        allow_n(&limiter, key, policy, clock.now(), 2).await;
+        assert_eq!(
+            limiter.reserve(key, policy, clock.now(), ticket()).await,
+            deny(WINDOW),
+            "{} key",
+            key.kind()
+        );
+    }
+}
+
+/// `first_denial` answers true once per key and window: false for the rest of the
+/// window (to the microsecond), true again when it has passed, independently per key.
+pub async fn the_first_denial_is_reported_once_per_window_and_again_after_it_passes<
+    L: RateLimiter,
+>(
+    limiter: L,
+) {
+    let clock = ManualClock::new(T0);
+    let (key, other) = (ip(10), account("first-denial@example.com"));
+    assert!(limiter.first_denial(&key, WINDOW, clock.now()).await);
+    assert!(!limiter.first_denial(&key, WINDOW, clock.now()).await);
+    clock.advance(Duration::minutes(1));
+    assert!(limiter.first_denial(&other, WINDOW, clock.now()).await);
+    clock.set(T0 + WINDOW - Duration::microseconds(1));
+    assert!(!limiter.first_denial(&key, WINDOW, clock.now()).await);
+    clock.set(T0 + WINDOW);
+    assert!(limiter.first_denial(&key, WINDOW, clock.now()).await);
+    assert!(!limiter.first_denial(&key, WINDOW, clock.now()).await);
+    assert!(
+        !limiter.first_denial(&other, WINDOW, clock.now()).await,
+        "the other key's window started a minute later"
+    );
+    clock.set(T0 + Duration::minutes(1) + WINDOW);
+    assert!(limiter.first_denial(&other, WINDOW, clock.now()).await);
+}
+
+/// A limiter whose backend answers reports itself healthy.
+pub async fn a_limiter_whose_backend_answers_reports_ok_health<L: RateLimiter>(limiter: L) {
+    limiter.reserve(&ip(11), THREE, T0, ticket()).await;
+    assert_eq!(limiter.health(), LimiterHealth::Ok);
+}

@@ -3,18 +3,22 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_core::event::EventKind;
 use tessera_core::ids::{EventId, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance};
 use tessera_core::password::{self, Password, PasswordHash};
+use tessera_core::ratelimit::Policy;
 use tessera_core::secret::RefreshToken;
 use tessera_core::session::Lifetimes;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{AppError, random};
 use crate::keys::KeyRing;
-use crate::ports::{Clock, Notification, Notifier, SecurityEvent, Store, UserRecord};
+use crate::ports::{
+    Clock, LimiterHealth, Notification, Notifier, RateLimiter, SecurityEvent, Store, UserRecord,
+};
 
 /// Tunables of the use cases (the binary builds these from configuration).
 #[derive(Debug, Clone)]
@@ -27,6 +31,25 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     /// Zero is strict rotation.
     pub refresh_retry_window: Duration,
+    pub limits: Limits,
+}
+
+/// Rate-limit policies (API.md "Rate limiting").
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub login_per_ip: Policy,
+    pub login_per_account: Policy,
+    pub mfa_per_user: Policy,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            login_per_ip: Policy::LOGIN_PER_IP,
+            login_per_account: Policy::LOGIN_PER_ACCOUNT,
+            mfa_per_user: Policy::MFA_PER_USER,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -37,6 +60,7 @@ impl Default for Settings {
             access_token_ttl: Duration::seconds(900),
             lifetimes: Lifetimes::default(),
             refresh_retry_window: Duration::ZERO,
+            limits: Limits::default(),
         }
     }
 }
@@ -69,10 +93,13 @@ pub struct App<S> {
     pub(crate) store: S,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) settings: Arc<Settings>,
     /// Verified against when the email is unknown, so both answers cost one hash.
     pub(crate) dummy_hash: Arc<PasswordHash>,
+    /// Argon2 verifications run: what the rate limits are there to bound.
+    pub(crate) password_checks: Arc<AtomicU64>,
 }
 
 impl<S: Clone> Clone for App<S> {
@@ -81,9 +108,11 @@ impl<S: Clone> Clone for App<S> {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
             notifier: Arc::clone(&self.notifier),
+            limiter: Arc::clone(&self.limiter),
             keys: Arc::clone(&self.keys),
             settings: Arc::clone(&self.settings),
             dummy_hash: Arc::clone(&self.dummy_hash),
+            password_checks: Arc::clone(&self.password_checks),
         }
     }
 }
@@ -93,6 +122,7 @@ impl<S: Store> App<S> {
         store: S,
         clock: Arc<dyn Clock>,
         notifier: Arc<dyn Notifier>,
+        limiter: Arc<dyn RateLimiter>,
         master_key: tessera_core::crypto::MasterKey,
         settings: Settings,
     ) -> Result<Self, AppError> {
@@ -104,9 +134,11 @@ impl<S: Store> App<S> {
             store,
             clock,
             notifier,
+            limiter,
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             dummy_hash: Arc::new(dummy_hash),
+            password_checks: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -129,6 +161,31 @@ impl<S: Store> App<S> {
 
     pub async fn ready(&self) -> Result<(), AppError> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Whether rate limits are shared across nodes right now (see `RateLimiter::health`).
+    pub fn limiter_health(&self) -> LimiterHealth {
+        self.limiter.health()
+    }
+
+    /// Password verifications (Argon2) run since start.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks.load(Ordering::Relaxed)
+    }
+
+    /// Verifies a password on a blocking thread, counting the check.
+    pub(crate) async fn check_password(
+        &self,
+        password: Password,
+        hash: PasswordHash,
+    ) -> Result<bool, AppError> {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
+        verify_password(password, hash).await
+    }
+
+    /// Decisions the limiter had to make per node because its shared backend was down.
+    pub fn limiter_fallback_decisions(&self) -> u64 {
+        self.limiter.fallback_decisions()
     }
 
     pub(crate) fn access_token(
@@ -203,10 +260,7 @@ pub(crate) async fn hash_password(password: Password) -> Result<PasswordHash, Ap
         .map_err(AppError::internal)
 }
 
-pub(crate) async fn verify_password(
-    password: Password,
-    hash: PasswordHash,
-) -> Result<bool, AppError> {
+async fn verify_password(password: Password, hash: PasswordHash) -> Result<bool, AppError> {
     Ok(tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await?)
 }
 

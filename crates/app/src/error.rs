@@ -30,6 +30,14 @@ pub enum AppError {
     InvalidToken,
     #[error("not found")]
     NotFound,
+    /// A budget is spent; nothing was checked. `kind` is the limit's key kind.
+    #[error("rate limited ({kind}); retry in {retry_after_secs} s")]
+    RateLimited {
+        kind: &'static str,
+        retry_after_secs: u64,
+        limit: u32,
+        window_secs: i64,
+    },
     /// Anything we did not expect: logged with its source chain, never shown to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),

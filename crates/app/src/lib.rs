@@ -16,11 +16,12 @@ pub mod testkit;
 mod app;
 pub mod error;
 pub mod keys;
+mod limits;
 mod login;
 mod refresh;
 mod sessions;
 
-pub use app::{App, RequestContext, Settings, Tokens};
+pub use app::{App, Limits, RequestContext, Settings, Tokens};
 pub use error::AppError;
 pub use login::{LoginInput, LoginOutcome};
 pub use sessions::{Me, Principal};

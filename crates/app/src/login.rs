@@ -5,11 +5,16 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::password::Password;
+use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::RefreshToken;
 
-use crate::app::{App, RequestContext, Tokens, hash_password, verify_password};
+use crate::app::{App, RequestContext, Tokens, hash_password};
 use crate::error::{AppError, random};
+use crate::limits::Subject;
 use crate::ports::{NewSession, NewUser, Store, StoreError, UserRecord};
+
+/// The only login provider of API version 1.
+pub const PROVIDER: &str = "password";
 
 #[derive(Debug)]
 pub struct LoginInput {
@@ -66,15 +71,29 @@ impl<S: Store> App<S> {
         input: LoginInput,
         ctx: &RequestContext,
     ) -> Result<LoginOutcome, AppError> {
+        let limits = self.settings.limits;
+        let mut budgets = Vec::with_capacity(2);
+        if let Some(ip) = ctx.ip {
+            budgets.push((LimitKey::login_ip(ip, PROVIDER), limits.login_per_ip));
+        }
+        budgets.push((
+            LimitKey::login_account(input.email.normalized(), PROVIDER),
+            limits.login_per_account,
+        ));
+        let reserved = self
+            .reserve(&budgets, Subject::Account(&input.email), ctx)
+            .await?;
+
         let user = self.store.get_user_by_email(&input.email).await?;
         // An unknown address pays one verification too, so timing does not tell.
         let hash = user
             .as_ref()
             .map_or_else(|| (*self.dummy_hash).clone(), |u| u.password_hash.clone());
-        let password_ok = verify_password(input.password, hash).await?;
+        let password_ok = self.check_password(input.password, hash).await?;
         let user = match user {
             Some(u) if password_ok => u,
             Some(u) => {
+                reserved.keep();
                 self.record(
                     u.id,
                     EventKind::LoginFailed,
@@ -85,8 +104,12 @@ impl<S: Store> App<S> {
                 .await?;
                 return Err(AppError::InvalidCredentials);
             }
-            None => return Err(AppError::InvalidCredentials),
+            None => {
+                reserved.keep();
+                return Err(AppError::InvalidCredentials);
+            }
         };
+        self.refund(reserved).await;
         let tokens = self
             .open_session(
                 &user,

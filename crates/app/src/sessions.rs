@@ -4,10 +4,13 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::{Role, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Expectations, JwtError, peek_kid};
 use tessera_core::password::Password;
+use tessera_core::ratelimit::LimitKey;
 use tessera_core::session::{Liveness, RevokeReason};
 
-use crate::app::{App, RequestContext, hash_password, verify_password};
+use crate::app::{App, RequestContext, hash_password};
 use crate::error::AppError;
+use crate::limits::Subject;
+use crate::login::PROVIDER;
 use crate::ports::{SessionRecord, Store, UserRecord};
 
 /// Clock skew tolerated on `iat` between nodes.
@@ -114,7 +117,18 @@ impl<S: Store> App<S> {
             .get_user(who.user_id)
             .await?
             .ok_or(AppError::SessionRevoked)?;
-        if !verify_password(current, user.password_hash.clone()).await? {
+        // A wrong current password is a guess at the account's password: it spends the
+        // account's login budget like a failed login does.
+        let budget = [(
+            LimitKey::login_account(user.email.normalized(), PROVIDER),
+            self.settings.limits.login_per_account,
+        )];
+        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
+        if !self
+            .check_password(current, user.password_hash.clone())
+            .await?
+        {
+            reserved.keep();
             self.record(
                 user.id,
                 EventKind::LoginFailed,
@@ -125,6 +139,7 @@ impl<S: Store> App<S> {
             .await?;
             return Err(AppError::InvalidCredentials);
         }
+        self.refund(reserved).await;
         let new_hash = hash_password(new).await?;
         let now = self.clock.now();
         if !self

@@ -3,7 +3,7 @@
 //! Every failure a client can see is a `Problem` with a stable `code`. `AppError` maps
 //! here; so do the edge's own refusals (413, 415, 404, 405, panics).
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tessera_app::AppError;
@@ -26,6 +26,7 @@ pub enum ProblemCode {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    RateLimited,
     ServiceUnavailable,
     InternalError,
 }
@@ -45,6 +46,7 @@ impl ProblemCode {
         Self::MethodNotAllowed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::RateLimited,
         Self::ServiceUnavailable,
         Self::InternalError,
     ];
@@ -66,6 +68,7 @@ impl ProblemCode {
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "Request body too large"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
+            Self::RateLimited => (S::TOO_MANY_REQUESTS, "Too many attempts"),
             Self::ServiceUnavailable => (S::SERVICE_UNAVAILABLE, "Service unavailable"),
             Self::InternalError => (S::INTERNAL_SERVER_ERROR, "Internal server error"),
         }
@@ -86,6 +89,7 @@ impl ProblemCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -110,6 +114,7 @@ pub struct Problem {
     code: ProblemCode,
     detail: String,
     www_authenticate: Option<&'static str>,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -118,6 +123,7 @@ impl Problem {
             code,
             detail: detail.into(),
             www_authenticate: None,
+            headers: Vec::new(),
         }
     }
 
@@ -127,6 +133,13 @@ impl Problem {
 
     fn challenge(mut self, value: &'static str) -> Self {
         self.www_authenticate = Some(value);
+        self
+    }
+
+    fn header(mut self, name: HeaderName, value: String) -> Self {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            self.headers.push((name, v));
+        }
         self
     }
 }
@@ -175,6 +188,25 @@ impl From<AppError> for Problem {
             )
             .challenge(r#"Bearer error="invalid_token""#),
             AppError::NotFound => Problem::new(C::NotFound, "no such resource"),
+            AppError::RateLimited {
+                kind,
+                retry_after_secs,
+                limit,
+                window_secs,
+            } => {
+                let policy = format!("\"{kind}\";q={limit};w={window_secs}");
+                Problem::new(
+                    C::RateLimited,
+                    format!("too many failed attempts; try again in {retry_after_secs} seconds"),
+                )
+                .header(header::RETRY_AFTER, retry_after_secs.to_string())
+                // draft-ietf-httpapi-ratelimit-headers: the policy, and no quota left until reset.
+                .header(HeaderName::from_static("ratelimit-policy"), policy)
+                .header(
+                    HeaderName::from_static("ratelimit"),
+                    format!("\"{kind}\";r=0;t={retry_after_secs}"),
+                )
+            }
             AppError::Internal(source) => {
                 let chain = error_chain(source.as_ref());
                 tracing::error!(error = %chain, "internal error");
@@ -220,6 +252,9 @@ impl IntoResponse for Problem {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             );
+        }
+        for (name, value) in self.headers {
+            headers.insert(name, value);
         }
         res.extensions_mut().insert(self.code);
         res

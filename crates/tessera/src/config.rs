@@ -26,6 +26,12 @@ struct FileConfig {
     refresh_retry_window: Option<i64>,
     log_format: Option<String>,
     redis_url: Option<String>,
+    redis_key_prefix: Option<String>,
+    login_ip_limit: Option<i64>,
+    login_account_limit: Option<i64>,
+    login_window: Option<i64>,
+    mfa_limit: Option<i64>,
+    mfa_window: Option<i64>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     webhook_url: Option<String>,
@@ -69,6 +75,14 @@ pub struct Config {
     pub session_absolute_lifetime_secs: i64,
     pub refresh_retry_window_secs: i64,
     pub log_format: LogFormat,
+    /// Shared rate limiting (and, later, cross-node revocation); `None` = in process.
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
+    pub login_ip_limit: u32,
+    pub login_account_limit: u32,
+    pub login_window_secs: i64,
+    pub mfa_limit: u32,
+    pub mfa_window_secs: i64,
     /// Settings that belong to features not built yet; `serve` warns when they are set.
     pub not_yet_supported: Vec<&'static str>,
 }
@@ -154,8 +168,17 @@ impl Config {
             Some(other) => bail!("TESSERA_LOG_FORMAT must be text or json, not {other:?}"),
         };
         let mut not_yet_supported = Vec::new();
+        let redis_url = env("TESSERA_REDIS_URL").or(file.redis_url);
+        if let Some(url) = &redis_url
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            bail!("TESSERA_REDIS_URL / redis_url must start with redis:// or rediss://");
+        }
+        let count = |name: &str, from_file: Option<i64>, default: i64| -> anyhow::Result<u32> {
+            let v = secs(name, from_file, default, 1)?;
+            u32::try_from(v).with_context(|| format!("{name} is too large"))
+        };
         for (name, from_file) in [
-            ("TESSERA_REDIS_URL", file.redis_url.is_some()),
             ("TESSERA_SMTP_URL", file.smtp_url.is_some()),
             ("TESSERA_SMTP_FROM", file.smtp_from.is_some()),
             ("TESSERA_WEBHOOK_URL", file.webhook_url.is_some()),
@@ -197,6 +220,19 @@ impl Config {
                 0,
             )?,
             log_format,
+            redis_url,
+            redis_key_prefix: env("TESSERA_REDIS_KEY_PREFIX")
+                .or(file.redis_key_prefix)
+                .unwrap_or_else(|| "tessera:".into()),
+            login_ip_limit: count("TESSERA_LOGIN_IP_LIMIT", file.login_ip_limit, 5)?,
+            login_account_limit: count(
+                "TESSERA_LOGIN_ACCOUNT_LIMIT",
+                file.login_account_limit,
+                10,
+            )?,
+            login_window_secs: secs("TESSERA_LOGIN_WINDOW", file.login_window, 600, 1)?,
+            mfa_limit: count("TESSERA_MFA_LIMIT", file.mfa_limit, 5)?,
+            mfa_window_secs: secs("TESSERA_MFA_WINDOW", file.mfa_window, 600, 1)?,
             not_yet_supported,
         };
         if config.refresh_retry_window_secs > 300 {
@@ -253,6 +289,30 @@ mod tests {
         assert_eq!(c.session_absolute_lifetime_secs, 30 * 86_400);
         assert_eq!(c.refresh_retry_window_secs, 0);
         assert_eq!(c.issuer, "http://127.0.0.1:8080");
+        assert_eq!(c.redis_url, None);
+        assert_eq!(
+            (c.login_ip_limit, c.login_account_limit, c.login_window_secs),
+            (5, 10, 600)
+        );
+        assert_eq!((c.mfa_limit, c.mfa_window_secs), (5, 600));
+        assert_eq!(c.redis_key_prefix, "tessera:");
+    }
+
+    #[test]
+    fn limits_and_redis_are_configurable_and_checked() {
+        let c = resolve(
+            "login_ip_limit = 3",
+            &[
+                ("TESSERA_REDIS_URL", "redis://127.0.0.1:6379"),
+                ("TESSERA_LOGIN_WINDOW", "60"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.login_ip_limit, 3);
+        assert_eq!(c.login_window_secs, 60);
+        assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+        assert!(resolve("", &[("TESSERA_REDIS_URL", "http://x")]).is_err());
+        assert!(resolve("", &[("TESSERA_LOGIN_IP_LIMIT", "0")]).is_err());
     }
 
     #[test]

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
-use tessera_adapters::{LogNotifier, PgStore, SqliteStore, SystemClock};
-use tessera_app::ports::{Clock, Store};
-use tessera_app::{App, Settings};
+use tessera_adapters::{
+    LogNotifier, MemoryLimiter, PgStore, RedisLimiter, SqliteStore, SystemClock,
+};
+use tessera_app::ports::{Clock, RateLimiter, Store};
+use tessera_app::{App, Limits, Settings};
+use tessera_core::ratelimit::Policy;
 use tessera_core::session::Lifetimes;
 use tessera_server::AppState;
 use time::Duration;
@@ -118,14 +121,50 @@ async fn router<S: Store>(
             absolute: Duration::seconds(config.session_absolute_lifetime_secs),
         },
         refresh_retry_window: Duration::seconds(config.refresh_retry_window_secs),
+        limits: Limits {
+            login_per_ip: Policy {
+                limit: config.login_ip_limit,
+                window: Duration::seconds(config.login_window_secs),
+            },
+            login_per_account: Policy {
+                limit: config.login_account_limit,
+                window: Duration::seconds(config.login_window_secs),
+            },
+            mfa_per_user: Policy {
+                limit: config.mfa_limit,
+                window: Duration::seconds(config.mfa_window_secs),
+            },
+        },
     };
-    let app = App::build(store, clock, Arc::new(LogNotifier), master, settings)
-        .await
-        .context("starting the application (is the master key the one the signing keys were sealed with?)")?;
+    let app = App::build(
+        store,
+        clock,
+        Arc::new(LogNotifier),
+        limiter(config)?,
+        master,
+        settings,
+    )
+    .await
+    .context(
+        "starting the application (is the master key the one the signing keys were sealed with?)",
+    )?;
     Ok(tessera_server::router(AppState::new(
         app,
         config.trusted_proxies.clone(),
     )))
+}
+
+/// Redis when configured (shared by every node), else the in-process limiter. Redis being
+/// down at start is not fatal: the limiter starts degraded and recovers by itself.
+fn limiter(config: &Config) -> anyhow::Result<Arc<dyn RateLimiter>> {
+    match &config.redis_url {
+        None => Ok(Arc::new(MemoryLimiter::new())),
+        Some(url) => {
+            let limiter = RedisLimiter::new(url, &config.redis_key_prefix, MemoryLimiter::new())
+                .context("TESSERA_REDIS_URL")?;
+            Ok(Arc::new(limiter))
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

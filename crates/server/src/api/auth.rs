@@ -122,6 +122,7 @@ impl From<Tokens> for TokenResponse {
         (status = 200, body = TokenResponse),
         (status = 400, description = "`invalid_request`, `unsupported_provider`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials` (same body for an unknown email)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the password was not checked; see `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
     ))]
@@ -151,6 +152,7 @@ pub async fn login<S: Store>(
     state
         .metrics
         .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
+    count_rate_limited(&state, &result);
     match result? {
         LoginOutcome::Authenticated(tokens) => Ok(Json(tokens.into())),
     }
@@ -207,6 +209,15 @@ pub async fn logout<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Every refused-unchecked attempt, by the kind of budget that was spent.
+pub(crate) fn count_rate_limited<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
+    if let Err(AppError::RateLimited { kind, .. }) = result {
+        state
+            .metrics
+            .inc("tessera_rate_limited_total", &[("kind", kind)]);
+    }
+}
+
 /// The label a result is counted under in the metrics.
 fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
     match result {
@@ -218,6 +229,7 @@ fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
         Err(AppError::RefreshTokenReused) => "reused",
         Err(AppError::SessionRevoked) => "session_revoked",
         Err(AppError::SessionExpired) => "session_expired",
+        Err(AppError::RateLimited { .. }) => "rate_limited",
         Err(_) => "error",
     }
 }

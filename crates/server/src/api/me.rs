@@ -74,6 +74,7 @@ pub struct ChangePasswordRequest {
         (status = 204, description = "Changed; other sessions revoked"),
         (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials`, `unauthorized`, `session_revoked`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong current passwords for this account", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn change_password<S: Store>(
     State(state): State<AppState<S>>,
@@ -83,6 +84,8 @@ pub async fn change_password<S: Store>(
 ) -> Result<StatusCode, Problem> {
     let current = Password::presented(body.current_password).map_err(field("current_password"))?;
     let new = Password::new_choice(body.new_password).map_err(field("new_password"))?;
-    state.app.change_password(&who, current, new, &ctx).await?;
+    let result = state.app.change_password(&who, current, new, &ctx).await;
+    super::auth::count_rate_limited(&state, &result);
+    result?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tessera_app::ports::Store;
+use tessera_app::ports::{LimiterHealth, Store};
 use utoipa::OpenApi;
 
 use crate::problem::{Problem, ProblemBody, ProblemCode};
@@ -27,7 +27,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database (and, when configured, Redis) answer.
+/// The database answers and rate limits are shared as configured (Redis reachable).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = serde_json::Value),
@@ -36,17 +36,23 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz<S: Store>(
     State(state): State<AppState<S>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    match state.app.ready().await {
-        Ok(()) => Ok(Json(
-            serde_json::json!({"status": "ready", "checks": {"database": "ok"}}),
+    if let Err(e) = state.app.ready().await {
+        tracing::warn!(error = %e, "readiness check failed: database unreachable");
+        return Err(Problem::new(
+            ProblemCode::ServiceUnavailable,
+            "the database is unreachable",
+        ));
+    }
+    match state.app.limiter_health() {
+        LimiterHealth::Ok => Ok(Json(
+            serde_json::json!({"status": "ready", "checks": {"database": "ok", "rate_limiter": "ok"}}),
         )),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed: database unreachable");
-            Err(Problem::new(
-                ProblemCode::ServiceUnavailable,
-                "the database is unreachable",
-            ))
-        }
+        // Still answering (limits hold per node), but not as configured: say so, so the
+        // load balancer and the operator see it.
+        LimiterHealth::Degraded(reason) => Err(Problem::new(
+            ProblemCode::ServiceUnavailable,
+            format!("rate limiting is degraded to per-node budgets: {reason}"),
+        )),
     }
 }
 
@@ -54,7 +60,22 @@ pub async fn readyz<S: Store>(
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
-    let mut res = state.metrics.render().into_response();
+    let degraded = u8::from(state.app.limiter_health() != LimiterHealth::Ok);
+    let text = format!(
+        "{}# HELP tessera_rate_limiter_fallback_total Limit decisions made per node because Redis was unreachable.\n\
+         # TYPE tessera_rate_limiter_fallback_total counter\n\
+         tessera_rate_limiter_fallback_total {}\n\
+         # HELP tessera_rate_limiter_degraded 1 while limits are per node instead of shared.\n\
+         # TYPE tessera_rate_limiter_degraded gauge\n\
+         tessera_rate_limiter_degraded {degraded}\n\
+         # HELP tessera_password_checks_total Argon2 password verifications run.\n\
+         # TYPE tessera_password_checks_total counter\n\
+         tessera_password_checks_total {}\n",
+        state.metrics.render(),
+        state.app.limiter_fallback_decisions(),
+        state.app.password_checks(),
+    );
+    let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -37,6 +37,31 @@ impl Drop for TestApp {
 #[derive(Default)]
 pub struct Options {
     pub retry_window_secs: i64,
+    /// Use the Redis limiter (skipped, loudly, when TESSERA_TEST_REDIS_URL is unset).
+    pub redis: bool,
+    pub trusted_proxies: Vec<&'static str>,
+    /// A specific Redis (e.g. a private server a test will kill); implies `redis`.
+    pub redis_url: Option<String>,
+}
+
+/// The Redis URL for tests, or None after announcing the skip (a failure under
+/// TESSERA_TEST_REQUIRE=all).
+pub fn redis_url() -> Option<String> {
+    match std::env::var("TESSERA_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            tessera_adapters::testing::skip_or_fail(
+                "Redis tests",
+                "set TESSERA_TEST_REDIS_URL=redis://127.0.0.1:6379",
+            );
+            None
+        }
+    }
+}
+
+/// A key prefix no other test or run shares.
+pub fn redis_prefix() -> String {
+    format!("tessera-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
 impl TestApp {
@@ -46,6 +71,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
+        let redis = match (options.redis_url, options.redis) {
+            (Some(url), _) => Some(url),
+            (None, true) => Some(redis_url()?),
+            (None, false) => None,
+        };
         let db = match backend {
             Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => TestDatabase::postgres().await?,
@@ -56,6 +86,13 @@ impl TestApp {
         config.master_key = MasterKeySource::Inline(data_encoding::BASE64.encode(&rand32()));
         config.issuer = "https://auth.test".into();
         config.refresh_retry_window_secs = options.retry_window_secs;
+        config.redis_url = redis;
+        config.redis_key_prefix = redis_prefix();
+        config.trusted_proxies = options
+            .trusted_proxies
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
         // Real wall-clock start, so tokens verify with independent libraries; tests move it.
         #[allow(clippy::disallowed_methods)]
         let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
@@ -117,6 +154,17 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// A login as sent through a proxy that forwards `client` in `X-Forwarded-For`.
+    pub async fn login_via(&self, forwarded_for: &str, email: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/v1/auth/login"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": email, "password": password, "device_id": "d1"}))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn login(&self, email: &str, password: &str, device: &str) -> Response {
         self.post(
             "/v1/auth/login",
@@ -137,6 +185,48 @@ impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> Response {
         self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
             .await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
+    /// How many Argon2 verifications the server has run (from /metrics).
+    pub async fn password_checks(&self) -> u64 {
+        let text = self.metrics().await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("tessera_password_checks_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("tessera_password_checks_total in /metrics")
+    }
+
+    /// The client IPs recorded on events of one kind, oldest first.
+    pub async fn event_ips(&self, kind: &str) -> Vec<String> {
+        use sqlx::Row;
+        let sql = "SELECT ip FROM security_events WHERE kind = $1 ORDER BY at";
+        if self.db.url().starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(self.db.url()).await.unwrap();
+            sqlx::query(sql)
+                .bind(kind)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("ip"))
+                .collect()
+        } else {
+            let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
+            sqlx::query(sql)
+                .bind(kind)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<String, _>("ip"))
+                .collect()
+        }
     }
 
     /// Counts recorded security events of one kind, straight from the database.
@@ -214,4 +304,78 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// A redis-server of the test's own on a free port, so it can be killed and restarted
+/// without touching the shared one. None (after the skip notice) without the binary.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self { port, child: None };
+        if !redis.restart().await {
+            tessera_adapters::testing::skip_or_fail(
+                "redis-server binary",
+                "apt-get install redis-server",
+            );
+            return None;
+        }
+        Some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port; false when the binary is missing.
+    pub async fn restart(&mut self) -> bool {
+        let Ok(child) = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -6,4 +6,5 @@ mod auth;
 mod helpers;
 mod ops;
 mod process;
+mod ratelimit;
 mod refresh;

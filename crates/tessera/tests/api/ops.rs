@@ -63,15 +63,7 @@ both_backends!(
         assert_eq!(res.status(), StatusCode::OK);
         let (email, _) = app.signed_in_user("d1").await;
         app.login(&email, "wrong password", "d1").await;
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         assert!(
             text.contains("tessera_logins_total{outcome=\"success\"} 1"),
             "{text}"

@@ -34,9 +34,15 @@ fn tessera(dir: &Path) -> Command {
 
 /// Starts `tessera serve` on its embedded defaults (only the port is chosen by the OS).
 async fn serve(dir: &Path) -> Server {
+    serve_with(dir, &[]).await
+}
+
+/// Starts `tessera serve` with extra settings.
+async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
     let mut child = tessera(dir)
         .args(["serve"])
         .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -216,5 +222,49 @@ async fn migrate_creates_the_schema_and_can_run_twice() {
         .unwrap();
     assert_eq!(n.0, 0);
     pool.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn two_servers_sharing_one_redis_share_the_login_budget() {
+    let Some(redis) = crate::helpers::redis_url() else {
+        return;
+    };
+    let Some(db) = tessera_adapters::testing::TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = temp_dir("two-nodes");
+    let master_key = data_encoding::BASE64.encode(&crate::helpers::rand32());
+    let prefix = crate::helpers::redis_prefix();
+    let settings = [
+        ("TESSERA_DATABASE_URL", db.url()),
+        ("TESSERA_REDIS_URL", redis.as_str()),
+        ("TESSERA_REDIS_KEY_PREFIX", prefix.as_str()),
+        ("TESSERA_MASTER_KEY", master_key.as_str()),
+    ];
+    let nodes = [
+        serve_with(&dir, &settings).await,
+        serve_with(&dir, &settings).await,
+    ];
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let node = &nodes[i % 2];
+        let res = client
+            .post(node.url("/v1/auth/login"))
+            .json(&json!({"email": "victim@example.com", "password": "guess", "device_id": "d1"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [401, 401, 401, 401, 401, 429],
+        "alternating between two nodes"
+    );
+    for node in nodes {
+        node.stop().await;
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

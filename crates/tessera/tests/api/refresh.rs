@@ -79,6 +79,7 @@ async fn retry_window_case(backend: Backend) {
         backend,
         Options {
             retry_window_secs: 30,
+            ..Options::default()
         },
     )
     .await
@@ -124,6 +125,7 @@ async fn retry_window_expires(backend: Backend) {
         backend,
         Options {
             retry_window_secs: 30,
+            ..Options::default()
         },
     )
     .await

@@ -9,6 +9,8 @@
 //! - `crypto`: AEAD sealing under the master key (secrets at rest).
 //! - `jwt`: EdDSA access tokens and their JWKS form.
 //! - `session`: the session aggregate, expiry, and the refresh-rotation state machine.
+//! - `mfa`: TOTP, recovery codes and the enrolment QR code.
+//! - `policy`: the step-up policy (which role and how recent an MFA an action needs).
 //! - `ratelimit`: sliding-window rate-limit decisions.
 //! - `event`: the kinds of security event.
 
@@ -17,7 +19,9 @@ pub mod email;
 pub mod event;
 pub mod ids;
 pub mod jwt;
+pub mod mfa;
 pub mod password;
+pub mod policy;
 pub mod ratelimit;
 pub mod secret;
 pub mod session;

@@ -1,7 +1,7 @@
-//! Secret values: refresh tokens and their stored hashes.
+//! Secret values: opaque tokens (refresh tokens, MFA challenge tokens) and their hashes.
 //!
-//! A refresh token is 32 random bytes shown to the client once as base64url; only its
-//! SHA-256 is stored. `Debug` prints a short prefix of the hash at most.
+//! A token is 32 random bytes shown to the client once as base64url; only its SHA-256 is
+//! stored. `Debug` prints a short prefix of the hash at most.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -10,68 +10,82 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 const TOKEN_BYTES: usize = 32;
 /// Base64url without padding of 32 bytes.
 const TOKEN_CHARS: usize = 43;
-const TOKEN_PREFIX: &str = "rt_";
-
-/// An opaque refresh token (256 bits of entropy).
-#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
-pub struct RefreshToken([u8; TOKEN_BYTES]);
-
-impl std::fmt::Debug for RefreshToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RefreshToken([redacted])")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed refresh token")]
+#[error("malformed token")]
 pub struct MalformedToken;
 
-impl RefreshToken {
-    /// Wraps fresh random bytes drawn by the caller.
-    pub fn from_random(bytes: [u8; TOKEN_BYTES]) -> Self {
-        Self(bytes)
-    }
+/// An opaque bearer secret: 32 random bytes written `<prefix><43 base64url chars>`,
+/// stored only as its SHA-256.
+macro_rules! opaque_token {
+    ($(#[$m:meta])* $name:ident, $prefix:literal) => {
+        $(#[$m])*
+        #[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+        pub struct $name([u8; TOKEN_BYTES]);
 
-    /// Parses the string form `rt_<43 base64url chars>`; anything else is malformed.
-    pub fn parse(raw: &str) -> Result<Self, MalformedToken> {
-        let body = raw.strip_prefix(TOKEN_PREFIX).ok_or(MalformedToken)?;
-        if body.len() != TOKEN_CHARS {
-            return Err(MalformedToken);
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
         }
-        let mut out = [0u8; TOKEN_BYTES];
-        let n = data_encoding::BASE64URL_NOPAD
-            .decode_mut(body.as_bytes(), &mut out)
-            .map_err(|_| MalformedToken)?;
-        if n != TOKEN_BYTES {
-            return Err(MalformedToken);
+
+        impl $name {
+            /// Wraps fresh random bytes drawn by the caller.
+            pub fn from_random(bytes: [u8; TOKEN_BYTES]) -> Self {
+                Self(bytes)
+            }
+
+            /// Parses the string form; anything but the one canonical spelling is malformed.
+            pub fn parse(raw: &str) -> Result<Self, MalformedToken> {
+                let body = raw.strip_prefix($prefix).ok_or(MalformedToken)?;
+                if body.len() != TOKEN_CHARS {
+                    return Err(MalformedToken);
+                }
+                let mut out = [0u8; TOKEN_BYTES];
+                let n = data_encoding::BASE64URL_NOPAD
+                    .decode_mut(body.as_bytes(), &mut out)
+                    .map_err(|_| MalformedToken)?;
+                if n != TOKEN_BYTES {
+                    return Err(MalformedToken);
+                }
+                // Non-canonical encodings (stray low bits in the last char) would make two
+                // strings name one token; refuse them so a token has exactly one spelling.
+                let token = Self(out);
+                if token.expose() != raw {
+                    return Err(MalformedToken);
+                }
+                Ok(token)
+            }
+
+            /// The string handed to the client. Call only to put it in a response.
+            pub fn expose(&self) -> String {
+                format!("{}{}", $prefix, data_encoding::BASE64URL_NOPAD.encode(&self.0))
+            }
+
+            pub fn hash(&self) -> TokenHash {
+                TokenHash(sha256(&self.0))
+            }
+
+            #[allow(dead_code)]
+            pub(crate) fn bytes(&self) -> &[u8; TOKEN_BYTES] {
+                &self.0
+            }
         }
-        // Non-canonical encodings (stray low bits in the last char) would make two strings
-        // name one token; refuse them so a token has exactly one spelling.
-        let token = Self(out);
-        if token.expose() != raw {
-            return Err(MalformedToken);
-        }
-        Ok(token)
-    }
-
-    /// The string handed to the client. Call only to put it in a response.
-    pub fn expose(&self) -> String {
-        format!(
-            "{TOKEN_PREFIX}{}",
-            data_encoding::BASE64URL_NOPAD.encode(&self.0)
-        )
-    }
-
-    pub fn hash(&self) -> TokenHash {
-        TokenHash(sha256(&self.0))
-    }
-
-    pub(crate) fn bytes(&self) -> &[u8; TOKEN_BYTES] {
-        &self.0
-    }
+    };
 }
 
-/// SHA-256 of a refresh token: what storage keeps and looks up by.
+opaque_token!(
+    /// A refresh token (256 bits of entropy); one per session is valid at a time.
+    RefreshToken,
+    "rt_"
+);
+opaque_token!(
+    /// The single-use token of a login waiting for its second factor.
+    MfaToken,
+    "mt_"
+);
+
+/// SHA-256 of an opaque token: what storage keeps and looks up by.
 #[derive(Clone, Copy)]
 pub struct TokenHash([u8; 32]);
 
@@ -120,6 +134,19 @@ mod tests {
         assert!(s.starts_with("rt_"));
         assert_eq!(RefreshToken::parse(&s).unwrap(), t);
         assert_eq!(RefreshToken::parse(&s).unwrap().hash(), t.hash());
+    }
+
+    #[test]
+    fn token_kinds_do_not_parse_as_each_other() {
+        let rt = RefreshToken::from_random([7; 32]).expose();
+        let mt = MfaToken::from_random([7; 32]).expose();
+        assert!(mt.starts_with("mt_"));
+        assert!(MfaToken::parse(&rt).is_err());
+        assert!(RefreshToken::parse(&mt).is_err());
+        assert_eq!(
+            MfaToken::parse(&mt).unwrap().hash(),
+            RefreshToken::parse(&rt).unwrap().hash()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The store ports, implemented once for every backend.
 //!
-//! Each backend has query modules `users`, `sessions`, `events` and `keys` whose
+//! Each backend has query modules `users`, `sessions`, `events`, `keys` and `mfa` whose
 //! functions share names and signatures across dialects and return `sqlx` errors; the
 //! trait methods only choose the pool (reads may go to a reader pool) and map the error
 //! through the backend's one `store_error`. Writing that layer once keeps the two
@@ -160,6 +160,113 @@ macro_rules! impl_store_ports {
 
             async fn list_signing_keys(&self) -> __p::StoreResult<Vec<__p::StoredSigningKey>> {
                 keys::list(&self.$read).await.map_err(store_error)
+            }
+        }
+
+        impl __p::MfaStore for $store {
+            async fn get_mfa(
+                &self,
+                user: ::tessera_core::ids::UserId,
+            ) -> __p::StoreResult<Option<__p::MfaRecord>> {
+                mfa::get(&self.$read, user).await.map_err(store_error)
+            }
+
+            async fn swap_pending_totp(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                sealed: &[u8],
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<()> {
+                mfa::swap_pending(&self.$write, user, sealed, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn enable_totp(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                accepted_step: i64,
+                codes: &[::tessera_core::mfa::recovery::RecoveryCodeHash],
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                mfa::enable(&self.$write, user, accepted_step, codes, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_totp_step(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                step: i64,
+            ) -> __p::StoreResult<bool> {
+                mfa::swap_step(&self.$write, user, step)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn use_recovery_code(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                code: &::tessera_core::mfa::recovery::RecoveryCodeHash,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                mfa::use_recovery_code(&self.$write, user, code, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_recovery_codes(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                codes: &[::tessera_core::mfa::recovery::RecoveryCodeHash],
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<()> {
+                mfa::swap_recovery_codes(&self.$write, user, codes, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn purge_mfa(&self, user: ::tessera_core::ids::UserId) -> __p::StoreResult<bool> {
+                mfa::purge(&self.$write, user).await.map_err(store_error)
+            }
+
+            async fn insert_mfa_challenge(
+                &self,
+                challenge: &__p::MfaChallenge,
+            ) -> __p::StoreResult<()> {
+                mfa::insert_challenge(&self.$write, challenge)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn get_mfa_challenge(
+                &self,
+                hash: &::tessera_core::secret::TokenHash,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<Option<__p::MfaChallenge>> {
+                mfa::get_challenge(&self.$read, hash, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn consume_mfa_challenge(
+                &self,
+                hash: &::tessera_core::secret::TokenHash,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                mfa::consume_challenge(&self.$write, hash, now)
+                    .await
+                    .map_err(store_error)
+            }
+
+            async fn swap_session_mfa(
+                &self,
+                session: ::tessera_core::ids::SessionId,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                sessions::swap_mfa(&self.$write, session, now)
+                    .await
+                    .map_err(store_error)
             }
         }
 

@@ -4,10 +4,11 @@
 
 use std::net::IpAddr;
 
-use tessera_app::ports::{RefreshRecord, SessionRecord};
+use tessera_app::ports::{MfaChallenge, MfaRecord, RefreshRecord, SessionRecord};
 use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, Role, SessionId, UserId};
 use tessera_core::jwt::Assurance;
+use tessera_core::secret::TokenHash;
 use tessera_core::session::{RevokeReason, SessionState};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -71,11 +72,8 @@ impl SessionColumns {
                 absolute_expires_at: self.absolute_expires_at,
                 revoked,
             },
-            device_id: DeviceId::parse(&self.device_id).map_err(|_| CorruptRow("device_id"))?,
-            device_name: self
-                .device_name
-                .map(|n| DeviceName::parse(&n).map_err(|_| CorruptRow("device_name")))
-                .transpose()?,
+            device_id: device_id(&self.device_id)?,
+            device_name: device_name(self.device_name)?,
             user_agent: self.user_agent,
             ip: ip(self.ip)?,
             created_at: self.created_at,
@@ -111,8 +109,90 @@ impl RefreshColumns {
     }
 }
 
+/// The `user_totp` columns `get_mfa` selects (table alias `t`), in the order of the
+/// dialects' MFA row structs, ending with the count of unused recovery codes.
+macro_rules! mfa_columns {
+    () => {
+        "t.user_id, t.sealed_secret, t.enabled_at, t.pending_sealed, t.pending_created_at, \
+         t.last_step, (SELECT COUNT(*) FROM recovery_codes r \
+         WHERE r.user_id = t.user_id AND r.used_at IS NULL) AS recovery_codes_remaining"
+    };
+}
+pub(crate) use mfa_columns;
+
+/// The `mfa_challenges` columns every challenge query selects, in the order of the
+/// dialects' challenge row structs.
+macro_rules! challenge_columns {
+    () => {
+        "token_hash, user_id, device_id, device_name, user_agent, ip, created_at, expires_at"
+    };
+}
+pub(crate) use challenge_columns;
+
+/// The columns of a `user_totp` row, with the count of the user's unused recovery codes.
+pub(crate) struct MfaColumns {
+    pub user_id: Uuid,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub enabled_at: Option<OffsetDateTime>,
+    pub pending_sealed: Option<Vec<u8>>,
+    pub pending_created_at: Option<OffsetDateTime>,
+    pub last_step: Option<i64>,
+    pub recovery_codes_remaining: i64,
+}
+
+impl MfaColumns {
+    pub(crate) fn into_record(self) -> Result<MfaRecord, CorruptRow> {
+        Ok(MfaRecord {
+            user_id: UserId::from_uuid(self.user_id),
+            sealed_secret: self.sealed_secret,
+            enabled_at: self.enabled_at,
+            pending_sealed: self.pending_sealed,
+            pending_created_at: self.pending_created_at,
+            last_step: self.last_step,
+            recovery_codes_remaining: u32::try_from(self.recovery_codes_remaining)
+                .map_err(|_| CorruptRow("recovery code count"))?,
+        })
+    }
+}
+
+/// The columns of an `mfa_challenges` row, with timestamps already decoded.
+pub(crate) struct ChallengeColumns {
+    pub token_hash: Vec<u8>,
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub device_name: Option<String>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+impl ChallengeColumns {
+    pub(crate) fn into_record(self) -> Result<MfaChallenge, CorruptRow> {
+        Ok(MfaChallenge {
+            token_hash: TokenHash::from_stored(&self.token_hash).ok_or(CorruptRow("token_hash"))?,
+            user_id: UserId::from_uuid(self.user_id),
+            device_id: device_id(&self.device_id)?,
+            device_name: device_name(self.device_name)?,
+            user_agent: self.user_agent,
+            ip: ip(self.ip)?,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
+}
+
 pub(crate) fn revoke_reason(raw: &str) -> Result<RevokeReason, CorruptRow> {
     RevokeReason::parse(raw).ok_or(CorruptRow("revoked_reason"))
+}
+
+pub(crate) fn device_id(raw: &str) -> Result<DeviceId, CorruptRow> {
+    DeviceId::parse(raw).map_err(|_| CorruptRow("device_id"))
+}
+
+pub(crate) fn device_name(raw: Option<String>) -> Result<Option<DeviceName>, CorruptRow> {
+    raw.map(|n| DeviceName::parse(&n).map_err(|_| CorruptRow("device_name")))
+        .transpose()
 }
 
 pub(crate) fn ip(raw: Option<String>) -> Result<Option<IpAddr>, CorruptRow> {

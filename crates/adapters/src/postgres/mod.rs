@@ -5,6 +5,7 @@
 mod error;
 mod events;
 mod keys;
+mod mfa;
 mod rows;
 mod sessions;
 mod users;

@@ -8,6 +8,7 @@
 mod error;
 mod events;
 mod keys;
+mod mfa;
 mod micros;
 mod rows;
 mod sessions;

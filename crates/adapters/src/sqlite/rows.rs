@@ -9,7 +9,7 @@ use tessera_core::password::PasswordHash;
 use uuid::Uuid;
 
 use super::micros::{Micros, opt};
-use crate::rows::{self, CorruptRow, RefreshColumns, SessionColumns};
+use crate::rows::{self, ChallengeColumns, CorruptRow, MfaColumns, RefreshColumns, SessionColumns};
 
 #[derive(FromRow)]
 pub(super) struct SessionRow {
@@ -140,5 +140,57 @@ impl KeyRow {
             sealed_seed: self.sealed_seed,
             created_at: self.created_at.0,
         })
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct MfaRow {
+    user_id: Uuid,
+    sealed_secret: Option<Vec<u8>>,
+    enabled_at: Option<Micros>,
+    pending_sealed: Option<Vec<u8>>,
+    pending_created_at: Option<Micros>,
+    last_step: Option<i64>,
+    recovery_codes_remaining: i64,
+}
+
+impl MfaRow {
+    pub(super) fn columns(self) -> MfaColumns {
+        MfaColumns {
+            user_id: self.user_id,
+            sealed_secret: self.sealed_secret,
+            enabled_at: opt(self.enabled_at),
+            pending_sealed: self.pending_sealed,
+            pending_created_at: opt(self.pending_created_at),
+            last_step: self.last_step,
+            recovery_codes_remaining: self.recovery_codes_remaining,
+        }
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct ChallengeRow {
+    token_hash: Vec<u8>,
+    user_id: Uuid,
+    device_id: String,
+    device_name: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: Micros,
+    expires_at: Micros,
+}
+
+impl ChallengeRow {
+    pub(super) fn columns(self) -> ChallengeColumns {
+        ChallengeColumns {
+            token_hash: self.token_hash,
+            user_id: self.user_id,
+            device_id: self.device_id,
+            device_name: self.device_name,
+            user_agent: self.user_agent,
+            ip: self.ip,
+            created_at: self.created_at.0,
+            expires_at: self.expires_at.0,
+        }
     }
 }

@@ -10,6 +10,7 @@ use tessera_app::ports::{
     InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord, SwapOutcome,
 };
 use tessera_core::ids::{SessionId, UserId};
+use tessera_core::jwt::Assurance;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
 use time::OffsetDateTime;
@@ -162,6 +163,20 @@ pub(super) async fn revoke(
     .bind(id.as_uuid())
     .bind(Micros(now))
     .bind(reason.as_str())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A successful MFA on a live session (step-up): it is now verified, at AAL2.
+pub(super) async fn swap_mfa(pool: &SqlitePool, id: SessionId, now: OffsetDateTime) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE sessions SET mfa_verified_at = ?2, acr = ?3 \
+         WHERE id = ?1 AND revoked_at IS NULL",
+    )
+    .bind(id.as_uuid())
+    .bind(Micros(now))
+    .bind(Assurance::PasswordAndOtp.acr())
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -6,9 +6,11 @@
 //! the application is generic over its store.
 
 mod limiter;
+mod mfa;
 mod records;
 
 pub use limiter::*;
+pub use mfa::*;
 pub use records::*;
 
 use std::future::Future;
@@ -139,7 +141,7 @@ pub trait KeyStore: Send + Sync {
 
 /// Everything the application needs from storage, as one bound.
 pub trait Store:
-    UserStore + SessionStore + EventStore + KeyStore + Clone + Send + Sync + 'static
+    UserStore + SessionStore + EventStore + KeyStore + MfaStore + Clone + Send + Sync + 'static
 {
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;

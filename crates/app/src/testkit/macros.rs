@@ -46,6 +46,22 @@ macro_rules! store_conformance {
                 timestamps_round_trip_to_the_microsecond,
                 a_session_reads_back_every_field_it_was_given,
                 a_fresh_store_answers_a_ping,
+                setting_up_totp_keeps_it_pending_and_setting_up_again_replaces_it,
+                enabling_moves_the_pending_secret_to_enabled_with_its_step_and_ten_codes,
+                enabling_without_a_pending_secret_changes_nothing,
+                of_concurrent_enables_exactly_one_wins_and_only_its_codes_work,
+                a_totp_step_is_accepted_only_when_later_than_the_last_one,
+                of_sixteen_concurrent_uses_of_one_totp_step_exactly_one_passes,
+                no_totp_step_is_accepted_without_an_enabled_factor,
+                a_recovery_code_works_once_and_only_for_its_user,
+                of_eight_concurrent_uses_of_one_recovery_code_exactly_one_passes,
+                regenerated_recovery_codes_replace_the_old_ones,
+                concurrent_regenerations_leave_exactly_one_set_of_codes,
+                purging_mfa_removes_everything_and_reports_whether_it_was_enabled,
+                an_mfa_challenge_is_returned_until_it_expires,
+                an_mfa_challenge_is_consumed_once_and_then_no_longer_returned,
+                of_eight_concurrent_consumes_of_one_challenge_exactly_one_wins,
+                recording_mfa_raises_a_live_session_to_aal2_but_not_a_revoked_one,
             }
         }
     };

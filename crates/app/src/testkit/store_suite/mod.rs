@@ -9,10 +9,13 @@
 //! - `revocation`: revoking one session or all of a user's.
 //! - `users`: accounts, email lookups, password and role swaps.
 //! - `records`: security events and signing keys.
+//! - `mfa`: TOTP factors and their replay guard, recovery codes, login challenges, and
+//!   recording an MFA on a session.
 //! - `timestamps`: exact round trips of every stored instant.
 
 mod expiry;
 mod logins;
+mod mfa;
 mod records;
 mod revocation;
 mod rotation;
@@ -21,6 +24,7 @@ mod users;
 
 pub use expiry::*;
 pub use logins::*;
+pub use mfa::*;
 pub use records::*;
 pub use revocation::*;
 pub use rotation::*;

@@ -1,0 +1,211 @@
+//! TOTP factors, recovery codes and login second-step challenges.
+//!
+//! Every write goes through the single writer connection (multi-statement ones in a
+//! `BEGIN IMMEDIATE` transaction), so writers queue: each compare-and-swap below is one
+//! `UPDATE … WHERE <expected state>` whose rows-affected count says who won, and a
+//! replacement of the code set is never interleaved with another.
+
+use sqlx::{SqliteConnection, SqlitePool};
+use tessera_app::ports::{MfaChallenge, MfaRecord};
+use tessera_core::ids::UserId;
+use tessera_core::mfa::recovery::RecoveryCodeHash;
+use tessera_core::secret::TokenHash;
+use time::OffsetDateTime;
+
+use super::micros::Micros;
+use super::rows::{ChallengeRow, MfaRow};
+use super::{BEGIN_WRITE, Db};
+use crate::rows::{challenge_columns, ip_text, mfa_columns};
+
+pub(super) async fn get(pool: &SqlitePool, user: UserId) -> Db<Option<MfaRecord>> {
+    let row: Option<MfaRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        mfa_columns!(),
+        " FROM user_totp t WHERE t.user_id = ?1"
+    ))
+    .bind(user.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+}
+
+pub(super) async fn swap_pending(
+    pool: &SqlitePool,
+    user: UserId,
+    sealed: &[u8],
+    now: OffsetDateTime,
+) -> Db<()> {
+    sqlx::query(
+        "INSERT INTO user_totp (user_id, pending_sealed, pending_created_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (user_id) DO UPDATE SET pending_sealed = excluded.pending_sealed, \
+         pending_created_at = excluded.pending_created_at",
+    )
+    .bind(user.as_uuid())
+    .bind(sealed)
+    .bind(Micros(now))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn enable(
+    pool: &SqlitePool,
+    user: UserId,
+    accepted_step: i64,
+    codes: &[RecoveryCodeHash],
+    now: OffsetDateTime,
+) -> Db<bool> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let done = sqlx::query(
+        "UPDATE user_totp SET sealed_secret = pending_sealed, enabled_at = ?2, \
+         pending_sealed = NULL, pending_created_at = NULL, last_step = ?3 \
+         WHERE user_id = ?1 AND pending_sealed IS NOT NULL AND sealed_secret IS NULL",
+    )
+    .bind(user.as_uuid())
+    .bind(Micros(now))
+    .bind(accepted_step)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    replace_codes(&mut tx, user, codes, now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn swap_step(pool: &SqlitePool, user: UserId, step: i64) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE user_totp SET last_step = ?2 \
+         WHERE user_id = ?1 AND sealed_secret IS NOT NULL \
+         AND (last_step IS NULL OR last_step < ?2)",
+    )
+    .bind(user.as_uuid())
+    .bind(step)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn use_recovery_code(
+    pool: &SqlitePool,
+    user: UserId,
+    code: &RecoveryCodeHash,
+    now: OffsetDateTime,
+) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE recovery_codes SET used_at = ?3 \
+         WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .bind(&code.as_bytes()[..])
+    .bind(Micros(now))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(super) async fn swap_recovery_codes(
+    pool: &SqlitePool,
+    user: UserId,
+    codes: &[RecoveryCodeHash],
+    now: OffsetDateTime,
+) -> Db<()> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    replace_codes(&mut tx, user, codes, now).await?;
+    tx.commit().await
+}
+
+pub(super) async fn purge(pool: &SqlitePool, user: UserId) -> Db<bool> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+        .bind(user.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    let was_enabled: Option<bool> = sqlx::query_scalar(
+        "DELETE FROM user_totp WHERE user_id = ?1 RETURNING sealed_secret IS NOT NULL",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(was_enabled.unwrap_or(false))
+}
+
+pub(super) async fn insert_challenge(pool: &SqlitePool, c: &MfaChallenge) -> Db<()> {
+    sqlx::query(
+        "INSERT INTO mfa_challenges (token_hash, user_id, device_id, device_name, user_agent, \
+         ip, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(&c.token_hash.as_bytes()[..])
+    .bind(c.user_id.as_uuid())
+    .bind(c.device_id.as_str())
+    .bind(c.device_name.as_ref().map(|n| n.as_str()))
+    .bind(c.user_agent.as_deref())
+    .bind(ip_text(c.ip))
+    .bind(Micros(c.created_at))
+    .bind(Micros(c.expires_at))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn get_challenge(
+    pool: &SqlitePool,
+    hash: &TokenHash,
+    now: OffsetDateTime,
+) -> Db<Option<MfaChallenge>> {
+    let row: Option<ChallengeRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        challenge_columns!(),
+        " FROM mfa_challenges \
+         WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2"
+    ))
+    .bind(&hash.as_bytes()[..])
+    .bind(Micros(now))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+}
+
+pub(super) async fn consume_challenge(
+    pool: &SqlitePool,
+    hash: &TokenHash,
+    now: OffsetDateTime,
+) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE mfa_challenges SET used_at = ?2 \
+         WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+    )
+    .bind(&hash.as_bytes()[..])
+    .bind(Micros(now))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Inside a write transaction: the user's recovery codes become exactly `codes`.
+async fn replace_codes(
+    tx: &mut SqliteConnection,
+    user: UserId,
+    codes: &[RecoveryCodeHash],
+    now: OffsetDateTime,
+) -> Db<()> {
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?1")
+        .bind(user.as_uuid())
+        .execute(&mut *tx)
+        .await?;
+    for code in codes {
+        sqlx::query(
+            "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(user.as_uuid())
+        .bind(&code.as_bytes()[..])
+        .bind(Micros(now))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}

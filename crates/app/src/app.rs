@@ -9,6 +9,7 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::{EventId, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance};
 use tessera_core::password::{self, Password, PasswordHash};
+use tessera_core::policy::StepUpPolicy;
 use tessera_core::ratelimit::Policy;
 use tessera_core::secret::RefreshToken;
 use tessera_core::session::Lifetimes;
@@ -32,6 +33,8 @@ pub struct Settings {
     /// Zero is strict rotation.
     pub refresh_retry_window: Duration,
     pub limits: Limits,
+    /// Which actions need which role and how recent an MFA (`/v1/authorize`, admin API).
+    pub step_up: StepUpPolicy,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -61,6 +64,7 @@ impl Default for Settings {
             lifetimes: Lifetimes::default(),
             refresh_retry_window: Duration::ZERO,
             limits: Limits::default(),
+            step_up: StepUpPolicy::defaults(),
         }
     }
 }

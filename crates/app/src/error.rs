@@ -30,6 +30,25 @@ pub enum AppError {
     InvalidToken,
     #[error("not found")]
     NotFound,
+    #[error("wrong MFA code")]
+    InvalidMfaCode,
+    #[error("unknown, expired or used mfa_token")]
+    InvalidMfaToken,
+    #[error("TOTP is already enabled")]
+    MfaAlreadyEnabled,
+    #[error("no TOTP setup is pending")]
+    NoPendingSetup,
+    #[error("TOTP is not enabled")]
+    MfaNotEnabled,
+    /// The action (or operation) needs an MFA at most `max_age_secs` old.
+    #[error("step-up authentication required (max_age {max_age_secs} s)")]
+    StepUpRequired { max_age_secs: i64 },
+    #[error("the action requires MFA enrolment")]
+    MfaEnrollmentRequired,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("unknown action")]
+    UnknownAction,
     /// A budget is spent; nothing was checked. `kind` is the limit's key kind.
     #[error("rate limited ({kind}); retry in {retry_after_secs} s")]
     RateLimited {

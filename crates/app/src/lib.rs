@@ -6,6 +6,9 @@
 //! - `keys`: the signing key ring (sealed at rest, reloaded when another node adds a key).
 //! - `auth`: registration, login, refresh rotation, logout, bearer authentication,
 //!   password change.
+//! - `mfa`: TOTP enrolment, the login second step, step-up, recovery codes.
+//! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
+//! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `testkit` (feature): the conformance suites and a manual clock.
 
 pub mod ports;
@@ -13,15 +16,20 @@ pub mod ports;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+mod admin;
 mod app;
+mod authorize;
 pub mod error;
 pub mod keys;
 mod limits;
 mod login;
+mod mfa;
 mod refresh;
 mod sessions;
 
+pub use admin::{Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};
 pub use error::AppError;
 pub use login::{LoginInput, LoginOutcome};
+pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use sessions::{Me, Principal};

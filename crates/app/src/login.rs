@@ -11,6 +11,7 @@ use tessera_core::secret::RefreshToken;
 use crate::app::{App, RequestContext, Tokens, hash_password};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
+use crate::mfa::MfaPending;
 use crate::ports::{NewSession, NewUser, Store, StoreError, UserRecord};
 
 /// The only login provider of API version 1.
@@ -24,10 +25,12 @@ pub struct LoginInput {
     pub device_name: Option<DeviceName>,
 }
 
-/// How a login ended. (`MfaRequired` joins when TOTP lands.)
+/// How a password login ended.
 #[derive(Debug)]
 pub enum LoginOutcome {
     Authenticated(Tokens),
+    /// The password was right and TOTP is on: the second step needs this token.
+    MfaRequired(MfaPending),
 }
 
 impl<S: Store> App<S> {
@@ -110,6 +113,12 @@ impl<S: Store> App<S> {
             }
         };
         self.refund(reserved).await;
+        if self.mfa_enabled(user.id).await?.is_some() {
+            let pending = self
+                .begin_mfa_login(&user, input.device_id, input.device_name, ctx)
+                .await?;
+            return Ok(LoginOutcome::MfaRequired(pending));
+        }
         let tokens = self
             .open_session(
                 &user,

@@ -97,8 +97,12 @@ impl<S: Store> App<S> {
     fn tokens_for(&self, record: &RefreshRecord, refresh_token: RefreshToken) -> Tokens {
         let s = &record.session;
         let now = self.clock.now();
+        // `auth_time` is the latest authentication: a step-up counts.
+        let auth_time = s
+            .mfa_verified_at
+            .map_or(s.auth_time, |m| m.max(s.auth_time));
         let (access_token, expires_in) =
-            self.access_token(s.state.user_id, s.state.id, s.assurance, s.auth_time, now);
+            self.access_token(s.state.user_id, s.state.id, s.assurance, auth_time, now);
         Tokens {
             access_token,
             expires_in,

@@ -32,7 +32,11 @@ pub use state::AppState;
     info(title = "Tessera", description = "Sessions, refresh-token rotation and MFA. Errors are RFC 9457 problem details; clients branch on `code`."),
     paths(
         api::auth::register, api::auth::login, api::auth::refresh, api::auth::logout,
+        api::auth::login_mfa,
         api::me::me, api::me::change_password,
+        api::mfa::setup, api::mfa::confirm, api::mfa::step_up, api::mfa::disable, api::mfa::regenerate,
+        api::authorize::authorize,
+        api::admin::mfa_reset, api::admin::revoke_sessions, api::admin::set_roles,
         api::ops::healthz, api::ops::readyz, api::ops::metrics, api::ops::jwks, api::ops::openapi_json,
     ),
     components(schemas(problem::ProblemBody, problem::ProblemCode)),
@@ -56,6 +60,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .merge(api::auth::router())
         .merge(api::me::router())
+        .merge(api::mfa::router())
+        .merge(api::authorize::router())
+        .merge(api::admin::router())
         .merge(api::ops::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)

@@ -21,6 +21,7 @@ const COUNTERS: &[(&str, &str)] = &[
         "Rotated refresh tokens presented again (sessions revoked).",
     ),
     ("tessera_registrations_total", "Registrations by outcome."),
+    ("tessera_mfa_total", "MFA code checks by step and outcome."),
     (
         "tessera_rate_limited_total",
         "Attempts refused unchecked because a budget was spent, by key kind.",

@@ -26,6 +26,15 @@ pub enum ProblemCode {
     MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
+    InvalidMfaCode,
+    InvalidMfaToken,
+    MfaAlreadyEnabled,
+    NoPendingSetup,
+    MfaNotEnabled,
+    StepUpRequired,
+    MfaEnrollmentRequired,
+    Forbidden,
+    UnknownAction,
     RateLimited,
     ServiceUnavailable,
     InternalError,
@@ -46,6 +55,15 @@ impl ProblemCode {
         Self::MethodNotAllowed,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::InvalidMfaCode,
+        Self::InvalidMfaToken,
+        Self::MfaAlreadyEnabled,
+        Self::NoPendingSetup,
+        Self::MfaNotEnabled,
+        Self::StepUpRequired,
+        Self::MfaEnrollmentRequired,
+        Self::Forbidden,
+        Self::UnknownAction,
         Self::RateLimited,
         Self::ServiceUnavailable,
         Self::InternalError,
@@ -68,6 +86,15 @@ impl ProblemCode {
             Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed"),
             Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "Request body too large"),
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
+            Self::InvalidMfaCode => (S::UNAUTHORIZED, "Invalid MFA code"),
+            Self::InvalidMfaToken => (S::UNAUTHORIZED, "Invalid MFA token"),
+            Self::MfaAlreadyEnabled => (S::CONFLICT, "MFA already enabled"),
+            Self::NoPendingSetup => (S::CONFLICT, "No pending MFA setup"),
+            Self::MfaNotEnabled => (S::CONFLICT, "MFA not enabled"),
+            Self::StepUpRequired => (S::UNAUTHORIZED, "Step-up authentication required"),
+            Self::MfaEnrollmentRequired => (S::FORBIDDEN, "MFA enrolment required"),
+            Self::Forbidden => (S::FORBIDDEN, "Forbidden"),
+            Self::UnknownAction => (S::BAD_REQUEST, "Unknown action"),
             Self::RateLimited => (S::TOO_MANY_REQUESTS, "Too many attempts"),
             Self::ServiceUnavailable => (S::SERVICE_UNAVAILABLE, "Service unavailable"),
             Self::InternalError => (S::INTERNAL_SERVER_ERROR, "Internal server error"),
@@ -89,6 +116,15 @@ impl ProblemCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidMfaCode => "invalid_mfa_code",
+            Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
+            Self::NoPendingSetup => "no_pending_setup",
+            Self::MfaNotEnabled => "mfa_not_enabled",
+            Self::StepUpRequired => "step_up_required",
+            Self::MfaEnrollmentRequired => "mfa_enrollment_required",
+            Self::Forbidden => "forbidden",
+            Self::UnknownAction => "unknown_action",
             Self::RateLimited => "rate_limited",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
@@ -188,6 +224,48 @@ impl From<AppError> for Problem {
             )
             .challenge(r#"Bearer error="invalid_token""#),
             AppError::NotFound => Problem::new(C::NotFound, "no such resource"),
+            AppError::InvalidMfaCode => Problem::new(
+                C::InvalidMfaCode,
+                "the code is wrong, expired or already used",
+            ),
+            AppError::InvalidMfaToken => Problem::new(
+                C::InvalidMfaToken,
+                "the mfa_token is unknown, expired or already used; sign in again",
+            ),
+            AppError::MfaAlreadyEnabled => Problem::new(
+                C::MfaAlreadyEnabled,
+                "TOTP is already enabled on this account",
+            ),
+            AppError::NoPendingSetup => {
+                Problem::new(C::NoPendingSetup, "start with POST /v1/mfa/totp/setup")
+            }
+            AppError::MfaNotEnabled => {
+                Problem::new(C::MfaNotEnabled, "TOTP is not enabled on this account")
+            }
+            AppError::StepUpRequired { max_age_secs } => {
+                let description =
+                    format!("a second factor within the last {max_age_secs} seconds is required");
+                // RFC 9470 §3: the challenge a client uses to know it must step up.
+                let challenge = format!(
+                    "Bearer error=\"insufficient_user_authentication\", error_description=\"{description}\", max_age={max_age_secs}"
+                );
+                Problem::new(
+                    C::StepUpRequired,
+                    format!("{description}: POST /v1/mfa/step-up first"),
+                )
+                .header(header::WWW_AUTHENTICATE, challenge)
+            }
+            AppError::MfaEnrollmentRequired => Problem::new(
+                C::MfaEnrollmentRequired,
+                "this action requires TOTP; enable it from the account page first",
+            ),
+            AppError::Forbidden => Problem::new(
+                C::Forbidden,
+                "your account lacks the role this action needs",
+            ),
+            AppError::UnknownAction => {
+                Problem::new(C::UnknownAction, "no policy names this action")
+            }
             AppError::RateLimited {
                 kind,
                 retry_after_secs,

@@ -28,4 +28,37 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Operator actions on the server host (see docs/sop/mfa-reset.md). Each is recorded
+    /// on the user's security events with the operator's name.
+    Admin {
+        /// Who is acting (recorded); defaults to $SUDO_USER or $USER.
+        #[arg(long, global = true)]
+        operator: Option<String>,
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add a role (e.g. admin, vendor) to a user.
+    GrantRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a user's TOTP factor and recovery codes and end all their sessions.
+    MfaReset {
+        #[arg(long)]
+        email: String,
+        /// Why: the ticket and how identity was verified (recorded verbatim).
+        #[arg(long)]
+        reason: String,
+    },
+    /// End every session of a user.
+    RevokeSessions {
+        #[arg(long)]
+        email: String,
+    },
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_core::ids::Role;
+use tessera_core::policy::{ActionPolicy, StepUpPolicy};
 
 /// The settings file, every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -32,10 +34,27 @@ struct FileConfig {
     login_window: Option<i64>,
     mfa_limit: Option<i64>,
     mfa_window: Option<i64>,
+    /// Replaces the default step-up policy when given (file only: a list of tables).
+    step_up: Option<Vec<StepUpRule>>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+}
+
+/// One `[[step_up]]` rule of the settings file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUpRule {
+    action: String,
+    role: String,
+    max_age: i64,
+    #[serde(default = "yes")]
+    require_enrollment: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +102,8 @@ pub struct Config {
     pub login_window_secs: i64,
     pub mfa_limit: u32,
     pub mfa_window_secs: i64,
+    /// Which actions need which role and how recent an MFA.
+    pub step_up: StepUpPolicy,
     /// Settings that belong to features not built yet; `serve` warns when they are set.
     pub not_yet_supported: Vec<&'static str>,
 }
@@ -167,6 +188,31 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("TESSERA_LOG_FORMAT must be text or json, not {other:?}"),
         };
+        let step_up = match file.step_up {
+            None => StepUpPolicy::defaults(),
+            Some(rules) => {
+                let rules = rules
+                    .into_iter()
+                    .map(|r| {
+                        let role = Role::parse(&r.role)
+                            .map_err(|e| anyhow::anyhow!("step_up role {:?}: {e}", r.role))?;
+                        if r.max_age < 1 {
+                            bail!(
+                                "step_up max_age for {:?} must be at least 1 second",
+                                r.action
+                            );
+                        }
+                        let policy = ActionPolicy {
+                            role,
+                            max_age: time::Duration::seconds(r.max_age),
+                            require_enrollment: r.require_enrollment,
+                        };
+                        Ok((r.action, policy))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                StepUpPolicy::new(rules).map_err(|e| anyhow::anyhow!("step_up: {e}"))?
+            }
+        };
         let mut not_yet_supported = Vec::new();
         let redis_url = env("TESSERA_REDIS_URL").or(file.redis_url);
         if let Some(url) = &redis_url
@@ -233,6 +279,7 @@ impl Config {
             login_window_secs: secs("TESSERA_LOGIN_WINDOW", file.login_window, 600, 1)?,
             mfa_limit: count("TESSERA_MFA_LIMIT", file.mfa_limit, 5)?,
             mfa_window_secs: secs("TESSERA_MFA_WINDOW", file.mfa_window, 600, 1)?,
+            step_up,
             not_yet_supported,
         };
         if config.refresh_retry_window_secs > 300 {
@@ -326,6 +373,29 @@ mod tests {
         assert_eq!(c.refresh_retry_window_secs, 5);
         assert_eq!(c.trusted_proxies.len(), 2);
         assert_eq!(c.trusted_proxies[0].to_string(), "192.0.2.1/32");
+    }
+
+    #[test]
+    fn the_step_up_policy_comes_from_the_file_or_the_defaults() {
+        let c = resolve("", &[]).unwrap();
+        assert!(c.step_up.lookup("vendor.payout").is_some());
+        assert!(c.step_up.lookup("admin.anything").is_some());
+        let c = resolve(
+            "[[step_up]]\naction = \"refund.issue\"\nrole = \"support\"\nmax_age = 60\n",
+            &[],
+        )
+        .unwrap();
+        let rule = c.step_up.lookup("refund.issue").unwrap();
+        assert_eq!(rule.max_age, time::Duration::seconds(60));
+        assert!(rule.require_enrollment);
+        assert!(c.step_up.lookup("vendor.payout").is_none());
+        assert!(
+            resolve(
+                "[[step_up]]\naction = \"x\"\nrole = \"BAD ROLE\"\nmax_age = 60\n",
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use clap::Parser;
 use tessera::cli::{Cli, Command};
 use tessera::config::Config;
-use tessera::startup::{Application, Backend, shutdown_signal};
+use tessera::startup::{Application, Backend, run_admin, shutdown_signal};
 use tessera::telemetry;
 
 #[tokio::main]
@@ -19,6 +19,13 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             tracing::info!(addr = %app.local_addr()?, database = %redact_url(&config.database_url), "tessera listening");
             app.run_until(shutdown_signal()).await?;
+        }
+        Command::Admin { operator, action } => {
+            let operator = operator
+                .or_else(|| std::env::var("SUDO_USER").ok())
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown-operator".into());
+            println!("{}", run_admin(&config, operator, action).await?);
         }
         Command::Migrate => {
             Backend::connect(&config.database_url)

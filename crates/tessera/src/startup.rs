@@ -11,13 +11,16 @@ use tessera_adapters::{
     LogNotifier, MemoryLimiter, PgStore, RedisLimiter, SqliteStore, SystemClock,
 };
 use tessera_app::ports::{Clock, RateLimiter, Store};
-use tessera_app::{App, Limits, Settings};
+use tessera_app::{Actor, App, AppError, Limits, RequestContext, Settings};
+use tessera_core::Email;
+use tessera_core::ids::Role;
 use tessera_core::ratelimit::Policy;
 use tessera_core::session::Lifetimes;
 use tessera_server::AppState;
 use time::Duration;
 use tokio::net::TcpListener;
 
+use crate::cli::AdminCommand;
 use crate::config::Config;
 use crate::master_key;
 
@@ -112,7 +115,109 @@ async fn router<S: Store>(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Router> {
     let master = master_key::load(&config.master_key)?;
-    let settings = Settings {
+    let app = App::build(
+        store,
+        clock,
+        Arc::new(LogNotifier),
+        limiter(config)?,
+        master,
+        settings(config),
+    )
+    .await
+    .context(
+        "starting the application (is the master key the one the signing keys were sealed with?)",
+    )?;
+    Ok(tessera_server::router(AppState::new(
+        app,
+        config.trusted_proxies.clone(),
+    )))
+}
+
+/// Runs one operator command against the configured database and prints the outcome.
+pub async fn run_admin(
+    config: &Config,
+    operator: String,
+    action: AdminCommand,
+) -> anyhow::Result<String> {
+    let backend = Backend::connect(&config.database_url).await?;
+    backend.migrate().await?;
+    match backend {
+        Backend::Sqlite(store) => admin_with(store, config, operator, action).await,
+        Backend::Postgres(store) => admin_with(store, config, operator, action).await,
+    }
+}
+
+async fn admin_with<S: Store>(
+    store: S,
+    config: &Config,
+    operator: String,
+    action: AdminCommand,
+) -> anyhow::Result<String> {
+    let app = App::build(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(LogNotifier),
+        limiter(config)?,
+        master_key::load(&config.master_key)?,
+        settings(config),
+    )
+    .await
+    .context("opening the application")?;
+    let actor = Actor::Operator(operator);
+    let ctx = RequestContext::default();
+    let find = |email: &str| -> anyhow::Result<Email> {
+        Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))
+    };
+    let out = match action {
+        AdminCommand::GrantRole { email, role } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role {e}"))?;
+            let roles = app
+                .admin_grant_role(&actor, user.id, role, &ctx)
+                .await
+                .map_err(admin_error)?;
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            format!("{email}: roles now [{}]", names.join(", "))
+        }
+        AdminCommand::MfaReset { email, reason } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let revoked = app
+                .admin_mfa_reset(&actor, user.id, &reason, &ctx)
+                .await
+                .map_err(admin_error)?;
+            format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
+        }
+        AdminCommand::RevokeSessions { email } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let revoked = app
+                .admin_revoke_sessions(&actor, user.id, &ctx)
+                .await
+                .map_err(admin_error)?;
+            format!("{email}: {revoked} session(s) revoked")
+        }
+    };
+    Ok(out)
+}
+
+fn admin_error(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::NotFound => anyhow::anyhow!("no user with that email address"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// The use cases' settings from the configuration.
+fn settings(config: &Config) -> Settings {
+    Settings {
         issuer: config.issuer.clone(),
         audience: config.audience.clone(),
         access_token_ttl: Duration::seconds(config.access_token_ttl_secs),
@@ -135,23 +240,8 @@ async fn router<S: Store>(
                 window: Duration::seconds(config.mfa_window_secs),
             },
         },
-    };
-    let app = App::build(
-        store,
-        clock,
-        Arc::new(LogNotifier),
-        limiter(config)?,
-        master,
-        settings,
-    )
-    .await
-    .context(
-        "starting the application (is the master key the one the signing keys were sealed with?)",
-    )?;
-    Ok(tessera_server::router(AppState::new(
-        app,
-        config.trusted_proxies.clone(),
-    )))
+        step_up: config.step_up.clone(),
+    }
 }
 
 /// Redis when configured (shared by every node), else the in-process limiter. Redis being

@@ -6,11 +6,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_app::ports::Store;
-use tessera_app::{AppError, LoginInput, LoginOutcome, Tokens};
+use tessera_app::{AppError, LoginInput, LoginOutcome, SecondFactor, Tokens};
 use tessera_core::Email;
 use tessera_core::ids::{DeviceId, DeviceName};
 use tessera_core::password::Password;
-use tessera_core::secret::RefreshToken;
+use tessera_core::secret::{MfaToken, RefreshToken};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -23,6 +23,7 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
     Router::new()
         .route("/v1/users", post(register::<S>))
         .route("/v1/auth/login", post(login::<S>))
+        .route("/v1/auth/login/mfa", post(login_mfa::<S>))
         .route("/v1/auth/refresh", post(refresh::<S>))
         .route("/v1/auth/logout", post(logout::<S>))
 }
@@ -119,7 +120,7 @@ impl From<Tokens> for TokenResponse {
 #[utoipa::path(post, path = "/v1/auth/login", tag = "authentication",
     request_body = LoginRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, body = LoginResponse, description = "`authenticated`, or `mfa_required` when TOTP is on (no session exists until the second step)"),
         (status = 400, description = "`invalid_request`, `unsupported_provider`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials` (same body for an unknown email)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: the password was not checked; see `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
@@ -130,7 +131,7 @@ pub async fn login<S: Store>(
     State(state): State<AppState<S>>,
     Context(ctx): Context,
     ApiJson(body): ApiJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, Problem> {
+) -> Result<Json<LoginResponse>, Problem> {
     let result = async {
         if body.provider.as_deref().is_some_and(|p| p != "password") {
             return Err(AppError::UnsupportedProvider);
@@ -153,9 +154,68 @@ pub async fn login<S: Store>(
         .metrics
         .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
     count_rate_limited(&state, &result);
-    match result? {
-        LoginOutcome::Authenticated(tokens) => Ok(Json(tokens.into())),
+    Ok(Json(match result? {
+        LoginOutcome::Authenticated(tokens) => LoginResponse::Authenticated(tokens.into()),
+        LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(MfaRequiredResponse {
+            status: "mfa_required",
+            mfa_token: pending.mfa_token.expose(),
+            expires_in: pending.expires_in,
+            methods: vec!["totp", "recovery_code"],
+        }),
+    }))
+}
+
+/// Either a signed-in session, or the second step to take.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Authenticated(TokenResponse),
+    MfaRequired(MfaRequiredResponse),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequiredResponse {
+    /// Always `mfa_required`.
+    status: &'static str,
+    /// Single use, valid for `expires_in` seconds: send it to `/v1/auth/login/mfa`.
+    mfa_token: String,
+    expires_in: i64,
+    methods: Vec<&'static str>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginMfaRequest {
+    mfa_token: String,
+    /// A 6-digit TOTP code or a recovery code.
+    code: String,
+}
+
+/// Complete a login with the second factor.
+#[utoipa::path(post, path = "/v1/auth/login/mfa", tag = "authentication",
+    request_body = LoginMfaRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_mfa_code` (the mfa_token stays usable), `invalid_mfa_token`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong codes for this user", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn login_mfa<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    ApiJson(body): ApiJson<LoginMfaRequest>,
+) -> Result<Json<TokenResponse>, Problem> {
+    let result = async {
+        let token = MfaToken::parse(&body.mfa_token).map_err(|_| AppError::InvalidMfaToken)?;
+        let code = SecondFactor::parse(&body.code)?;
+        state.app.login_mfa(&token, &code, &ctx).await
     }
+    .await;
+    state.metrics.inc(
+        "tessera_mfa_total",
+        &[("step", "login"), ("outcome", outcome(&result))],
+    );
+    count_rate_limited(&state, &result);
+    Ok(Json(result?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -219,7 +279,7 @@ pub(crate) fn count_rate_limited<S, T>(state: &AppState<S>, result: &Result<T, A
 }
 
 /// The label a result is counted under in the metrics.
-fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
+pub(crate) fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
     match result {
         Ok(_) => "success",
         Err(AppError::InvalidField { .. } | AppError::UnsupportedProvider) => "invalid_request",
@@ -230,6 +290,8 @@ fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
         Err(AppError::SessionRevoked) => "session_revoked",
         Err(AppError::SessionExpired) => "session_expired",
         Err(AppError::RateLimited { .. }) => "rate_limited",
+        Err(AppError::InvalidMfaCode) => "invalid_mfa_code",
+        Err(AppError::InvalidMfaToken) => "invalid_mfa_token",
         Err(_) => "error",
     }
 }

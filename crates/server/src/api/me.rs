@@ -47,14 +47,14 @@ pub async fn me<S: Store>(
     CurrentSession(who): CurrentSession,
 ) -> Result<Json<MeResponse>, Problem> {
     let me = state.app.me(&who).await?;
+    let (totp_enabled, recovery_codes_remaining) = state.app.mfa_status(who.user_id).await?;
     Ok(Json(MeResponse {
         user_id: *me.user.id.as_uuid(),
         email: me.user.email.as_str().to_owned(),
         roles: me.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-        // TOTP enrolment is not offered yet, so no account can have it on.
         mfa: MfaStatus {
-            totp_enabled: false,
-            recovery_codes_remaining: 0,
+            totp_enabled,
+            recovery_codes_remaining,
         },
     }))
 }

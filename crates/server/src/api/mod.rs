@@ -1,7 +1,10 @@
 //! The JSON API, one module per resource; each exposes `router()`.
 
+pub mod admin;
 pub mod auth;
+pub mod authorize;
 pub mod me;
+pub mod mfa;
 pub mod ops;
 
 use tessera_app::AppError;

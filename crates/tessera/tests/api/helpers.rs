@@ -20,6 +20,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The inline master key the server runs with (base64), for CLI runs on its database.
+    pub master_key: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
     pub clock: Arc<ManualClock>,
@@ -83,7 +85,8 @@ impl TestApp {
         let mut config = Config::embedded_defaults().unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database_url = db.url().to_owned();
-        config.master_key = MasterKeySource::Inline(data_encoding::BASE64.encode(&rand32()));
+        let master_key = data_encoding::BASE64.encode(&rand32());
+        config.master_key = MasterKeySource::Inline(master_key.clone());
         config.issuer = "https://auth.test".into();
         config.refresh_retry_window_secs = options.retry_window_secs;
         config.redis_url = redis;
@@ -107,6 +110,7 @@ impl TestApp {
         }));
         Some(Self {
             addr,
+            master_key,
             client: reqwest::Client::new(),
             db,
             clock,
@@ -200,6 +204,73 @@ impl TestApp {
             .find_map(|l| l.strip_prefix("tessera_password_checks_total "))
             .and_then(|v| v.trim().parse().ok())
             .expect("tessera_password_checks_total in /metrics")
+    }
+
+    /// Runs one SQL statement on the app's database (test set-up such as granting a role).
+    pub async fn sql(&self, statement: &str) {
+        if self.db.url().starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(self.db.url()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Gives a user a role straight in the database (the admin API needs an admin first).
+    pub async fn grant_role(&self, user_id: &str, role: &str) {
+        let id = uuid::Uuid::parse_str(user_id).unwrap();
+        let literal = if self.db.url().starts_with("sqlite:") {
+            format!("X'{}'", id.simple())
+        } else {
+            format!("'{id}'")
+        };
+        self.sql(&format!(
+            "INSERT INTO user_roles (user_id, role) VALUES ({literal}, '{role}')"
+        ))
+        .await;
+    }
+
+    /// Every text and blob column of the user's TOTP row, as lossy text.
+    pub async fn raw_totp_row(&self) -> String {
+        use sqlx::Row;
+        let sql = "SELECT sealed_secret, pending_sealed FROM user_totp";
+        let rows: Vec<Vec<u8>> = if self.db.url().starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(self.db.url()).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .flat_map(|r| {
+                    [
+                        r.get::<Option<Vec<u8>>, _>(0),
+                        r.get::<Option<Vec<u8>>, _>(1),
+                    ]
+                })
+                .flatten()
+                .collect()
+        } else {
+            let pool = sqlx::PgPool::connect(self.db.url()).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .flat_map(|r| {
+                    [
+                        r.get::<Option<Vec<u8>>, _>(0),
+                        r.get::<Option<Vec<u8>>, _>(1),
+                    ]
+                })
+                .flatten()
+                .collect()
+        };
+        assert!(!rows.is_empty(), "no TOTP row stored");
+        rows.iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The client IPs recorded on events of one kind, oldest first.

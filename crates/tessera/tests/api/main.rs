@@ -4,6 +4,7 @@
 mod account;
 mod auth;
 mod helpers;
+mod mfa;
 mod ops;
 mod process;
 mod ratelimit;

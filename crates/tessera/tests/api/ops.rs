@@ -118,6 +118,16 @@ async fn the_openapi_document_lists_every_endpoint_and_every_problem_code() {
         ("post", "/v1/auth/login"),
         ("post", "/v1/auth/refresh"),
         ("post", "/v1/auth/logout"),
+        ("post", "/v1/auth/login/mfa"),
+        ("post", "/v1/mfa/totp/setup"),
+        ("post", "/v1/mfa/totp/confirm"),
+        ("delete", "/v1/mfa/totp"),
+        ("post", "/v1/mfa/step-up"),
+        ("post", "/v1/mfa/recovery-codes"),
+        ("post", "/v1/authorize"),
+        ("post", "/v1/admin/users/{user_id}/mfa/reset"),
+        ("post", "/v1/admin/users/{user_id}/sessions/revoke"),
+        ("post", "/v1/admin/users/{user_id}/roles"),
         ("get", "/v1/me"),
         ("post", "/v1/me/password"),
         ("get", "/.well-known/jwks.json"),
@@ -133,11 +143,16 @@ async fn the_openapi_document_lists_every_endpoint_and_every_problem_code() {
         // And the route really exists on the server (not a 404 from the fallback).
         let res = app
             .client
-            .request(method.parse().unwrap(), app.url(path))
+            .request(method.to_uppercase().parse().unwrap(), app.url(path))
             .send()
             .await
             .unwrap();
         assert_ne!(res.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert_ne!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
     }
     let codes: Vec<&str> = doc["components"]["schemas"]["ProblemCode"]["enum"]
         .as_array()
@@ -150,6 +165,16 @@ async fn the_openapi_document_lists_every_endpoint_and_every_problem_code() {
     }
     for code in [
         "invalid_request",
+        "rate_limited",
+        "invalid_mfa_code",
+        "invalid_mfa_token",
+        "mfa_already_enabled",
+        "no_pending_setup",
+        "mfa_not_enabled",
+        "step_up_required",
+        "mfa_enrollment_required",
+        "forbidden",
+        "unknown_action",
         "email_taken",
         "invalid_credentials",
         "unsupported_provider",

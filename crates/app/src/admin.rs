@@ -1,0 +1,150 @@
+//! Administration: MFA reset, session revocation, roles. The HTTP endpoints call these
+//! after the caller passed the `admin.*` policy; the CLI calls them as an operator on the
+//! server host. Every action is recorded on the target user with who did it and why.
+
+use tessera_core::Email;
+use tessera_core::event::EventKind;
+use tessera_core::ids::{Role, UserId};
+use tessera_core::session::RevokeReason;
+
+use crate::app::{App, RequestContext};
+use crate::error::AppError;
+use crate::ports::{Store, UserRecord};
+
+/// Who performed an administrative action.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// An admin user, through the API.
+    Admin(UserId),
+    /// An operator at the server's command line (the name they gave, or the OS user).
+    Operator(String),
+}
+
+impl Actor {
+    fn detail(&self) -> serde_json::Value {
+        match self {
+            Self::Admin(id) => serde_json::json!({"kind": "admin", "user_id": id.to_string()}),
+            Self::Operator(name) => serde_json::json!({"kind": "operator", "name": name}),
+        }
+    }
+}
+
+/// A reason given for an action: 1 to 500 characters, recorded verbatim.
+pub fn parse_reason(raw: &str) -> Result<String, AppError> {
+    let reason = raw.trim();
+    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "reason",
+            "must be 1 to 500 characters without control characters",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+impl<S: Store> App<S> {
+    pub async fn find_user(&self, id: UserId) -> Result<UserRecord, AppError> {
+        self.store.get_user(id).await?.ok_or(AppError::NotFound)
+    }
+
+    pub async fn find_user_by_email(&self, email: &Email) -> Result<UserRecord, AppError> {
+        self.store
+            .get_user_by_email(email)
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+
+    /// Removes the user's TOTP factor and recovery codes and ends all their sessions.
+    pub async fn admin_mfa_reset(
+        &self,
+        actor: &Actor,
+        target: UserId,
+        reason: &str,
+        ctx: &RequestContext,
+    ) -> Result<usize, AppError> {
+        let user = self.find_user(target).await?;
+        let reason = parse_reason(reason)?;
+        let had_factor = self.store.purge_mfa(user.id).await?;
+        let revoked = self.revoke_all(&user, RevokeReason::MfaReset, ctx).await?;
+        let detail = serde_json::json!({"actor": actor.detail(), "reason": reason, "had_factor": had_factor, "sessions_revoked": revoked});
+        self.record(user.id, EventKind::MfaResetByAdmin, ctx, None, detail)
+            .await?;
+        self.notify(&user, EventKind::MfaResetByAdmin, ctx, None);
+        tracing::warn!(target_user = %user.id, actor = ?actor, sessions_revoked = revoked, "MFA reset by an administrator");
+        Ok(revoked)
+    }
+
+    pub async fn admin_revoke_sessions(
+        &self,
+        actor: &Actor,
+        target: UserId,
+        ctx: &RequestContext,
+    ) -> Result<usize, AppError> {
+        let user = self.find_user(target).await?;
+        let revoked = self
+            .revoke_all(&user, RevokeReason::RevokedByAdmin, ctx)
+            .await?;
+        tracing::info!(target_user = %user.id, actor = ?actor, revoked, "sessions revoked by an administrator");
+        Ok(revoked)
+    }
+
+    /// Replaces the user's roles.
+    pub async fn admin_set_roles(
+        &self,
+        actor: &Actor,
+        target: UserId,
+        roles: Vec<Role>,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Role>, AppError> {
+        let user = self.find_user(target).await?;
+        let mut roles = roles;
+        roles.sort();
+        roles.dedup();
+        self.store.swap_roles(user.id, &roles).await?;
+        let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+        self.record(
+            user.id,
+            EventKind::RolesChanged,
+            ctx,
+            None,
+            serde_json::json!({"actor": actor.detail(), "roles": names}),
+        )
+        .await?;
+        Ok(roles)
+    }
+
+    /// Adds one role to the user's set (the CLI's grant-role).
+    pub async fn admin_grant_role(
+        &self,
+        actor: &Actor,
+        target: UserId,
+        role: Role,
+        ctx: &RequestContext,
+    ) -> Result<Vec<Role>, AppError> {
+        let mut roles = self.store.list_roles(target).await?;
+        roles.push(role);
+        self.admin_set_roles(actor, target, roles, ctx).await
+    }
+
+    async fn revoke_all(
+        &self,
+        user: &UserRecord,
+        reason: RevokeReason,
+        ctx: &RequestContext,
+    ) -> Result<usize, AppError> {
+        let ids = self
+            .store
+            .revoke_user_sessions(user.id, None, reason, self.clock.now())
+            .await?;
+        for sid in &ids {
+            self.record(
+                user.id,
+                EventKind::SessionRevoked,
+                ctx,
+                Some(*sid),
+                serde_json::json!({"reason": reason.as_str()}),
+            )
+            .await?;
+        }
+        Ok(ids.len())
+    }
+}

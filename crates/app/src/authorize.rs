@@ -1,0 +1,35 @@
+//! `POST /v1/authorize`: the step-up policy (RFC 9470) applied to one session.
+
+use tessera_core::policy::{self, Denial};
+
+use crate::app::App;
+use crate::error::AppError;
+use crate::ports::Store;
+use crate::sessions::Principal;
+
+impl<S: Store> App<S> {
+    /// Allows `action` for the caller, or says what is missing, checking in the contract's
+    /// order: action known, role, enrolment, MFA age.
+    pub async fn authorize(&self, who: &Principal, action: &str) -> Result<(), AppError> {
+        let roles = self.store.list_roles(who.user_id).await?;
+        let enrolled = self.mfa_enabled(who.user_id).await?.is_some();
+        let now = self.clock.now();
+        policy::authorize(
+            &self.settings.step_up,
+            action,
+            &roles,
+            enrolled,
+            who.session.mfa_verified_at,
+            now,
+        )
+        .map(|_| ())
+        .map_err(|denial| match denial {
+            Denial::UnknownAction => AppError::UnknownAction,
+            Denial::Forbidden => AppError::Forbidden,
+            Denial::EnrollmentRequired => AppError::MfaEnrollmentRequired,
+            Denial::StepUpRequired { max_age } => AppError::StepUpRequired {
+                max_age_secs: max_age.whole_seconds(),
+            },
+        })
+    }
+}

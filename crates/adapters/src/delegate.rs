@@ -161,6 +161,17 @@ macro_rules! impl_store_ports {
             async fn list_signing_keys(&self) -> __p::StoreResult<Vec<__p::StoredSigningKey>> {
                 keys::list(&self.$read).await.map_err(store_error)
             }
+
+            async fn swap_sealed_seed(
+                &self,
+                kid: &::tessera_core::ids::KeyId,
+                expected: &[u8],
+                new: &[u8],
+            ) -> __p::StoreResult<bool> {
+                keys::swap_sealed_seed(&self.$write, kid, expected, new)
+                    .await
+                    .map_err(store_error)
+            }
         }
 
         impl __p::MfaStore for $store {
@@ -228,6 +239,30 @@ macro_rules! impl_store_ports {
 
             async fn purge_mfa(&self, user: ::tessera_core::ids::UserId) -> __p::StoreResult<bool> {
                 mfa::purge(&self.$write, user).await.map_err(store_error)
+            }
+
+            async fn list_sealed_totp(&self) -> __p::StoreResult<Vec<__p::SealedTotp>> {
+                mfa::list_sealed(&self.$read).await.map_err(store_error)
+            }
+
+            async fn swap_sealed_totp(
+                &self,
+                user: ::tessera_core::ids::UserId,
+                expected_secret: Option<&[u8]>,
+                new_secret: Option<&[u8]>,
+                expected_pending: Option<&[u8]>,
+                new_pending: Option<&[u8]>,
+            ) -> __p::StoreResult<bool> {
+                mfa::swap_sealed(
+                    &self.$write,
+                    user,
+                    expected_secret,
+                    new_secret,
+                    expected_pending,
+                    new_pending,
+                )
+                .await
+                .map_err(store_error)
             }
 
             async fn insert_mfa_challenge(

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use tessera_app::ports::{MfaChallenge, MfaRecord, RefreshRecord, SessionRecord};
+use tessera_app::ports::{MfaChallenge, MfaRecord, RefreshRecord, SealedTotp, SessionRecord};
 use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, Role, SessionId, UserId};
 use tessera_core::jwt::Assurance;
@@ -21,6 +21,24 @@ pub(crate) struct CorruptRow(pub &'static str);
 impl From<CorruptRow> for sqlx::Error {
     fn from(e: CorruptRow) -> Self {
         sqlx::Error::Decode(Box::new(e))
+    }
+}
+
+/// A `user_totp` row's sealed secrets (no timestamps, so one row type serves both dialects).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SealedTotpRow {
+    user_id: Uuid,
+    sealed_secret: Option<Vec<u8>>,
+    pending_sealed: Option<Vec<u8>>,
+}
+
+impl SealedTotpRow {
+    pub(crate) fn record(self) -> SealedTotp {
+        SealedTotp {
+            user_id: UserId::from_uuid(self.user_id),
+            sealed_secret: self.sealed_secret,
+            pending_sealed: self.pending_sealed,
+        }
     }
 }
 

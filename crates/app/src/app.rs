@@ -127,10 +127,10 @@ impl<S: Store> App<S> {
         clock: Arc<dyn Clock>,
         notifier: Arc<dyn Notifier>,
         limiter: Arc<dyn RateLimiter>,
-        master_key: tessera_core::crypto::MasterKey,
+        master_keys: tessera_core::crypto::MasterKeyRing,
         settings: Settings,
     ) -> Result<Self, AppError> {
-        let keys = KeyRing::load(&store, master_key, clock.now()).await?;
+        let keys = KeyRing::load(&store, master_keys, clock.now()).await?;
         let dummy = Password::presented(hex(&random::<16>()?))
             .map_err(|e| AppError::Internal(e.to_string().into()))?;
         let dummy_hash = hash_password(dummy).await?;

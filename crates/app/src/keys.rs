@@ -1,10 +1,12 @@
 //! The signing key ring: the Ed25519 key that signs access tokens and every public key
 //! that may still verify one. Seeds are stored sealed under the master key; a node that
 //! meets an unknown `kid` (another node created a key) reloads, at most every few seconds.
+//! Seeds open under any loaded master key (current or previous), so a node deployed with
+//! a new master key keeps signing with the stored key until `rotate_master_key` re-seals it.
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use tessera_core::crypto::MasterKey;
+use tessera_core::crypto::MasterKeyRing;
 use tessera_core::ids::KeyId;
 use tessera_core::jwt::{self, AccessClaims, Expectations, JwtError, SigningKey, VerifyingKey};
 use time::{Duration, OffsetDateTime};
@@ -12,11 +14,11 @@ use time::{Duration, OffsetDateTime};
 use crate::error::{AppError, random};
 use crate::ports::{KeyStore, StoredSigningKey};
 
-const SEAL_PURPOSE: &str = "signing-key";
+pub(crate) const SEAL_PURPOSE: &str = "signing-key";
 const RELOAD_EVERY: Duration = Duration::seconds(5);
 
 pub struct KeyRing {
-    master: MasterKey,
+    master: MasterKeyRing,
     keys: RwLock<Keys>,
     last_reload: Mutex<OffsetDateTime>,
 }
@@ -27,7 +29,7 @@ struct Keys {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("signing key {kid} cannot be opened with the configured master key: {source}")]
+#[error("signing key {kid} cannot be opened with the configured master keys: {source}")]
 pub struct KeyOpenError {
     kid: String,
     #[source]
@@ -38,7 +40,7 @@ impl KeyRing {
     /// Loads the stored keys, creating the first signing key when there is none.
     pub async fn load<S: KeyStore>(
         store: &S,
-        master: MasterKey,
+        master: MasterKeyRing,
         now: OffsetDateTime,
     ) -> Result<Self, AppError> {
         let mut stored = store.list_signing_keys().await?;
@@ -58,6 +60,16 @@ impl KeyRing {
             stored = store.list_signing_keys().await?;
         }
         let keys = Self::open(&master, &stored)?;
+        if let Some(newest) = stored.first()
+            && !master.is_current(&newest.sealed_seed)
+        {
+            tracing::warn!(
+                kid = newest.kid.as_str(),
+                current_master_key = %master.current().id_hex(),
+                "the signing key is sealed under a previous master key; run \
+                 `tessera admin rotate-master-key` to re-seal it"
+            );
+        }
         Ok(Self {
             master,
             keys: RwLock::new(keys),
@@ -65,7 +77,7 @@ impl KeyRing {
         })
     }
 
-    fn open(master: &MasterKey, stored: &[StoredSigningKey]) -> Result<Keys, AppError> {
+    fn open(master: &MasterKeyRing, stored: &[StoredSigningKey]) -> Result<Keys, AppError> {
         let newest = stored
             .first()
             .ok_or_else(|| AppError::Internal("no signing key stored".into()))?;
@@ -102,8 +114,9 @@ impl KeyRing {
         })
     }
 
-    /// The master key, for sealing other secrets at rest.
-    pub fn master(&self) -> &MasterKey {
+    /// The master keys, for sealing other secrets at rest (seal with the current key,
+    /// open with any).
+    pub fn master(&self) -> &MasterKeyRing {
         &self.master
     }
 

@@ -9,6 +9,7 @@
 //! - `mfa`: TOTP enrolment, the login second step, step-up, recovery codes.
 //! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
+//! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
 //! - `testkit` (feature): the conformance suites and a manual clock.
 
 pub mod ports;
@@ -25,6 +26,7 @@ mod limits;
 mod login;
 mod mfa;
 mod refresh;
+mod rekey;
 mod sessions;
 
 pub use admin::{Actor, parse_reason};
@@ -32,4 +34,5 @@ pub use app::{App, Limits, RequestContext, Settings, Tokens};
 pub use error::AppError;
 pub use login::{LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
+pub use rekey::RotationReport;
 pub use sessions::{Me, Principal};

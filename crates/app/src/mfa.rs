@@ -22,7 +22,7 @@ use crate::ports::{MfaRecord, Store, UserRecord};
 use crate::sessions::Principal;
 
 /// Sealing purpose of TOTP secrets (the owner is the user id).
-const TOTP_PURPOSE: &str = "totp-secret";
+pub(crate) const TOTP_PURPOSE: &str = "totp-secret";
 /// How long a login may wait for its second factor.
 pub const MFA_TOKEN_TTL: Duration = Duration::seconds(300);
 /// How recent an MFA must be to regenerate recovery codes.

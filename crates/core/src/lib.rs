@@ -6,7 +6,8 @@
 //!   constant-time comparison of token hashes).
 //! - `email`, `password`: parse-don't-validate input types, the password policy and
 //!   Argon2id hashing.
-//! - `crypto`: AEAD sealing under the master key (secrets at rest).
+//! - `crypto`: AEAD sealing under the master key (secrets at rest), and the key ring that
+//!   opens values sealed under a previous master key while they are re-sealed.
 //! - `jwt`: EdDSA access tokens and their JWKS form.
 //! - `session`: the session aggregate, expiry, and the refresh-rotation state machine.
 //! - `mfa`: TOTP, recovery codes and the enrolment QR code.

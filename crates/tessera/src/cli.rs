@@ -1,4 +1,4 @@
-//! The command line: `tessera serve`, `tessera migrate`.
+//! The command line: `tessera serve`, `tessera migrate`, `tessera admin …`.
 
 use std::path::PathBuf;
 
@@ -56,6 +56,10 @@ pub enum AdminCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Re-seal every signing key and TOTP secret under the current master key
+    /// (TESSERA_MASTER_KEY), opening them with it or with TESSERA_MASTER_KEY_PREVIOUS.
+    /// See docs/operations.md, "Rotating the master key".
+    RotateMasterKey,
     /// End every session of a user.
     RevokeSessions {
         #[arg(long)]

@@ -19,6 +19,7 @@ struct FileConfig {
     database_url: Option<String>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
+    master_key_previous: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     issuer: Option<String>,
     audience: Option<String>,
@@ -81,11 +82,39 @@ impl std::fmt::Debug for MasterKeySource {
     }
 }
 
+/// Earlier master keys (base64 of 32 bytes each), kept only to open values sealed before
+/// a rotation. `Debug` shows how many there are, never the keys.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PreviousMasterKeys(Vec<String>);
+
+impl PreviousMasterKeys {
+    pub fn new(keys: Vec<String>) -> Self {
+        Self(keys)
+    }
+
+    /// The keys as configured (base64).
+    pub fn encoded(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for PreviousMasterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PreviousMasterKeys([redacted; {}])", self.0.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub master_key: MasterKeySource,
+    /// Accepted for opening, never for sealing (`TESSERA_MASTER_KEY_PREVIOUS`).
+    pub master_key_previous: PreviousMasterKeys,
     pub trusted_proxies: Vec<IpNet>,
     pub issuer: String,
     pub audience: String,
@@ -153,6 +182,15 @@ impl Config {
                     .unwrap_or_else(|| PathBuf::from("tessera-master.key")),
             ),
         };
+        let master_key_previous = PreviousMasterKeys::new(
+            match env("TESSERA_MASTER_KEY_PREVIOUS") {
+                Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
+                None => file.master_key_previous.unwrap_or_default(),
+            }
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect(),
+        );
         let trusted_proxies = match env("TESSERA_TRUSTED_PROXIES") {
             Some(list) => list
                 .split(',')
@@ -238,6 +276,7 @@ impl Config {
             listen,
             database_url,
             master_key,
+            master_key_previous,
             trusted_proxies,
             issuer,
             audience,
@@ -409,7 +448,31 @@ mod tests {
 
     #[test]
     fn the_inline_master_key_never_shows_in_debug_output() {
-        let c = resolve("", &[("TESSERA_MASTER_KEY", "c2VjcmV0")]).unwrap();
-        assert!(!format!("{c:?}").contains("c2VjcmV0"));
+        let c = resolve(
+            "",
+            &[
+                ("TESSERA_MASTER_KEY", "c2VjcmV0"),
+                ("TESSERA_MASTER_KEY_PREVIOUS", "b2xkLWtleQ==,b2xkZXIta2V5"),
+            ],
+        )
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+        assert!(!shown.contains("b2xkLWtleQ"), "{shown}");
+        assert!(!shown.contains("b2xkZXIta2V5"), "{shown}");
+        assert!(shown.contains("[redacted; 2]"), "{shown}");
+    }
+
+    #[test]
+    fn previous_master_keys_come_from_a_comma_separated_variable_or_the_file() {
+        assert!(resolve("", &[]).unwrap().master_key_previous.is_empty());
+        let c = resolve("master_key_previous = [\"a2V5LTE=\", \"a2V5LTI=\"]", &[]).unwrap();
+        assert_eq!(c.master_key_previous.encoded(), ["a2V5LTE=", "a2V5LTI="]);
+        let c = resolve(
+            "master_key_previous = [\"a2V5LTE=\"]",
+            &[("TESSERA_MASTER_KEY_PREVIOUS", " a2V5LTM= , ,a2V5LTQ=")],
+        )
+        .unwrap();
+        assert_eq!(c.master_key_previous.encoded(), ["a2V5LTM=", "a2V5LTQ="]);
     }
 }

@@ -1,15 +1,15 @@
 //! Loading (or, on a development machine, creating) the master key that seals secrets
-//! at rest.
+//! at rest, and the previous master keys kept to open values sealed before a rotation.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use data_encoding::BASE64;
-use tessera_core::crypto::MasterKey;
+use tessera_core::crypto::{MasterKey, MasterKeyRing};
 use zeroize::Zeroizing;
 
-use crate::config::MasterKeySource;
+use crate::config::{MasterKeySource, PreviousMasterKeys};
 
 pub fn load(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
     match source {
@@ -24,6 +24,33 @@ pub fn load(source: &MasterKeySource) -> anyhow::Result<MasterKey> {
         }
         MasterKeySource::File(path) => create(path),
     }
+}
+
+/// The current key (as [`load`]) and every previous key. Errors name the setting and the
+/// position of a bad previous key, never its value.
+pub fn load_ring(
+    source: &MasterKeySource,
+    previous: &PreviousMasterKeys,
+) -> anyhow::Result<MasterKeyRing> {
+    let current = load(source)?;
+    let previous = previous
+        .encoded()
+        .iter()
+        .enumerate()
+        .map(|(i, b64)| {
+            decode(b64).with_context(|| format!("TESSERA_MASTER_KEY_PREVIOUS entry {}", i + 1))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ring = MasterKeyRing::new(current, previous);
+    if !ring.previous().is_empty() {
+        let ids: Vec<String> = ring.previous().iter().map(MasterKey::id_hex).collect();
+        tracing::info!(
+            current = %ring.current().id_hex(),
+            previous = %ids.join(","),
+            "previous master keys loaded; they only open values sealed before a rotation"
+        );
+    }
+    Ok(ring)
 }
 
 fn decode(b64: &str) -> anyhow::Result<MasterKey> {
@@ -101,6 +128,34 @@ mod tests {
         let second = load(&MasterKeySource::File(path.clone())).unwrap();
         assert_eq!(first.id_hex(), second.id_hex());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn previous_keys_are_loaded_next_to_the_current_one_and_checked() {
+        let current = MasterKeySource::Inline(BASE64.encode(&[7; 32]));
+        let ring = load_ring(
+            &current,
+            &PreviousMasterKeys::new(vec![BASE64.encode(&[8; 32]), BASE64.encode(&[7; 32])]),
+        )
+        .unwrap();
+        assert_eq!(
+            ring.current().id_hex(),
+            MasterKey::from_bytes([7; 32]).id_hex()
+        );
+        let ids: Vec<String> = ring.previous().iter().map(MasterKey::id_hex).collect();
+        assert_eq!(ids, [MasterKey::from_bytes([8; 32]).id_hex()]);
+        let bad = BASE64.encode(&[8; 16]);
+        let err = load_ring(
+            &current,
+            &PreviousMasterKeys::new(vec![BASE64.encode(&[8; 32]), bad.clone()]),
+        )
+        .unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("TESSERA_MASTER_KEY_PREVIOUS entry 2"),
+            "{text}"
+        );
+        assert!(!text.contains(&bad), "{text}");
     }
 
     #[test]

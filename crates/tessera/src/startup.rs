@@ -114,7 +114,7 @@ async fn router<S: Store>(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Router> {
-    let master = master_key::load(&config.master_key)?;
+    let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
     let app = App::build(
         store,
         clock,
@@ -125,7 +125,8 @@ async fn router<S: Store>(
     )
     .await
     .context(
-        "starting the application (is the master key the one the signing keys were sealed with?)",
+        "starting the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
+         the one the signing keys were sealed with?)",
     )?;
     Ok(tessera_server::router(AppState::new(
         app,
@@ -153,16 +154,21 @@ async fn admin_with<S: Store>(
     operator: String,
     action: AdminCommand,
 ) -> anyhow::Result<String> {
+    let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
+    let current_key_id = master.current().id_hex();
     let app = App::build(
         store,
         Arc::new(SystemClock),
         Arc::new(LogNotifier),
         limiter(config)?,
-        master_key::load(&config.master_key)?,
+        master,
         settings(config),
     )
     .await
-    .context("opening the application")?;
+    .context(
+        "opening the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
+         the one the signing keys were sealed with?)",
+    )?;
     let actor = Actor::Operator(operator);
     let ctx = RequestContext::default();
     let find = |email: &str| -> anyhow::Result<Email> {
@@ -192,6 +198,23 @@ async fn admin_with<S: Store>(
                 .await
                 .map_err(admin_error)?;
             format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
+        }
+        AdminCommand::RotateMasterKey => {
+            let report = app.rotate_master_key().await.map_err(admin_error)?;
+            let summary = format!(
+                "re-sealed under master key {}: {} signing key(s), {} TOTP secret(s)",
+                current_key_id, report.signing_keys, report.totp_secrets
+            );
+            if !report.is_complete() {
+                anyhow::bail!(
+                    "{summary}; {} value(s) skipped after concurrent changes and {} value(s) \
+                     no configured master key opens (see the log). Keep \
+                     TESSERA_MASTER_KEY_PREVIOUS and run this command again.",
+                    report.skipped,
+                    report.unreadable
+                );
+            }
+            summary
         }
         AdminCommand::RevokeSessions { email } => {
             let user = app

@@ -10,7 +10,7 @@
 //! instead of each deleting only the codes it saw and both sets surviving.
 
 use sqlx::{PgConnection, PgPool};
-use tessera_app::ports::{MfaChallenge, MfaRecord};
+use tessera_app::ports::{MfaChallenge, MfaRecord, SealedTotp};
 use tessera_core::ids::UserId;
 use tessera_core::mfa::recovery::RecoveryCodeHash;
 use tessera_core::secret::TokenHash;
@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::Db;
 use super::rows::{ChallengeRow, MfaRow};
-use crate::rows::{challenge_columns, ip_text, mfa_columns};
+use crate::rows::{SealedTotpRow, challenge_columns, ip_text, mfa_columns};
 
 pub(super) async fn get(pool: &PgPool, user: UserId) -> Db<Option<MfaRecord>> {
     let row: Option<MfaRow> = sqlx::query_as(concat!(
@@ -137,6 +137,40 @@ pub(super) async fn purge(pool: &PgPool, user: UserId) -> Db<bool> {
     .await?;
     tx.commit().await?;
     Ok(was_enabled.unwrap_or(false))
+}
+
+pub(super) async fn list_sealed(pool: &PgPool) -> Db<Vec<SealedTotp>> {
+    let rows: Vec<SealedTotpRow> = sqlx::query_as(
+        "SELECT user_id, sealed_secret, pending_sealed FROM user_totp \
+         WHERE sealed_secret IS NOT NULL OR pending_sealed IS NOT NULL ORDER BY user_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(SealedTotpRow::record).collect())
+}
+
+/// Master-key rotation's compare-and-swap: both sealed columns change only if both still
+/// hold the expected values (`IS NOT DISTINCT FROM` compares a missing value as equal to NULL).
+pub(super) async fn swap_sealed(
+    pool: &PgPool,
+    user: UserId,
+    expected_secret: Option<&[u8]>,
+    new_secret: Option<&[u8]>,
+    expected_pending: Option<&[u8]>,
+    new_pending: Option<&[u8]>,
+) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE user_totp SET sealed_secret = $3, pending_sealed = $5 \
+         WHERE user_id = $1 AND sealed_secret IS NOT DISTINCT FROM $2 AND pending_sealed IS NOT DISTINCT FROM $4",
+    )
+    .bind(user.as_uuid())
+    .bind(expected_secret)
+    .bind(new_secret)
+    .bind(expected_pending)
+    .bind(new_pending)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 pub(super) async fn insert_challenge(pool: &PgPool, c: &MfaChallenge) -> Db<()> {

@@ -2,6 +2,7 @@
 
 use sqlx::SqlitePool;
 use tessera_app::ports::StoredSigningKey;
+use tessera_core::ids::KeyId;
 
 use super::Db;
 use super::micros::Micros;
@@ -32,4 +33,21 @@ pub(super) async fn list(pool: &SqlitePool) -> Db<Vec<StoredSigningKey>> {
         .into_iter()
         .map(KeyRow::record)
         .collect::<Result<_, _>>()?)
+}
+
+/// The compare-and-swap of master-key rotation: one `UPDATE … WHERE sealed_seed = expected`.
+pub(super) async fn swap_sealed_seed(
+    pool: &SqlitePool,
+    kid: &KeyId,
+    expected: &[u8],
+    new: &[u8],
+) -> Db<bool> {
+    let done =
+        sqlx::query("UPDATE signing_keys SET sealed_seed = ?3 WHERE kid = ?1 AND sealed_seed = ?2")
+            .bind(kid.as_str())
+            .bind(expected)
+            .bind(new)
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -26,6 +26,16 @@ pub struct MfaRecord {
     pub recovery_codes_remaining: u32,
 }
 
+/// The sealed TOTP secrets of one user, as master-key rotation reads and swaps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedTotp {
+    pub user_id: UserId,
+    /// The enabled secret, if any.
+    pub sealed_secret: Option<Vec<u8>>,
+    /// The secret from an unconfirmed setup, if any.
+    pub pending_sealed: Option<Vec<u8>>,
+}
+
 /// A password-verified login waiting for its second factor (the `mfa_token`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
@@ -90,6 +100,25 @@ pub trait MfaStore: Send + Sync {
     /// Removes the TOTP factor (enabled and pending) and every recovery code; false when
     /// there was nothing enabled.
     fn purge_mfa(&self, user: UserId) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Every stored TOTP row that holds a sealed secret (enabled, pending or both),
+    /// ordered by user id; for re-sealing under a new master key.
+    fn list_sealed_totp(&self) -> impl Future<Output = StoreResult<Vec<SealedTotp>>> + Send;
+
+    /// The compare-and-swap of master-key rotation: sets the user's enabled and pending
+    /// sealed secrets to `new_secret` and `new_pending` only if they still are
+    /// `expected_secret` and `expected_pending` (`None` meaning "no value", compared as
+    /// such), in one atomic statement. False (and nothing changed) when either differs,
+    /// e.g. because a setup, enable or reset happened in between. Nothing else on the row
+    /// (times, the replay guard) changes.
+    fn swap_sealed_totp(
+        &self,
+        user: UserId,
+        expected_secret: Option<&[u8]>,
+        new_secret: Option<&[u8]>,
+        expected_pending: Option<&[u8]>,
+        new_pending: Option<&[u8]>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     fn insert_mfa_challenge(
         &self,

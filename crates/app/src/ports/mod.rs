@@ -17,7 +17,7 @@ use std::future::Future;
 
 use tessera_core::Email;
 use tessera_core::event::EventKind;
-use tessera_core::ids::{DeviceId, Role, SessionId, UserId};
+use tessera_core::ids::{DeviceId, KeyId, Role, SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
@@ -137,6 +137,15 @@ pub trait KeyStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Every signing key, newest first.
     fn list_signing_keys(&self) -> impl Future<Output = StoreResult<Vec<StoredSigningKey>>> + Send;
+    /// Replaces the sealed seed of key `kid` only if it still is `expected` (master-key
+    /// rotation re-seals it); false when the key is unknown or another write got there
+    /// first. The public key and creation time are untouched.
+    fn swap_sealed_seed(
+        &self,
+        kid: &KeyId,
+        expected: &[u8],
+        new: &[u8],
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }
 
 /// Everything the application needs from storage, as one bound.

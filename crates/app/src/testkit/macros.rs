@@ -62,6 +62,10 @@ macro_rules! store_conformance {
                 an_mfa_challenge_is_consumed_once_and_then_no_longer_returned,
                 of_eight_concurrent_consumes_of_one_challenge_exactly_one_wins,
                 recording_mfa_raises_a_live_session_to_aal2_but_not_a_revoked_one,
+                a_sealed_signing_seed_is_swapped_only_from_the_expected_bytes,
+                every_sealed_totp_secret_enabled_or_pending_is_listed,
+                sealed_totp_secrets_are_swapped_only_from_the_expected_values,
+                of_eight_concurrent_swaps_of_one_sealed_totp_secret_exactly_one_wins,
             }
         }
     };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use tessera::config::{Config, MasterKeySource};
+use tessera::config::{Config, MasterKeySource, PreviousMasterKeys};
 use tessera::startup::Application;
 use tessera_adapters::testing::TestDatabase;
 use tessera_app::ports::Clock;
@@ -23,7 +23,8 @@ pub struct TestApp {
     /// The inline master key the server runs with (base64), for CLI runs on its database.
     pub master_key: String,
     pub client: reqwest::Client,
-    pub db: TestDatabase,
+    /// Shared with any other server started on the same database (`TestApp::start_on`).
+    pub db: Arc<TestDatabase>,
     pub clock: Arc<ManualClock>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -44,6 +45,10 @@ pub struct Options {
     pub trusted_proxies: Vec<&'static str>,
     /// A specific Redis (e.g. a private server a test will kill); implies `redis`.
     pub redis_url: Option<String>,
+    /// The master key (base64) instead of a fresh random one.
+    pub master_key: Option<String>,
+    /// TESSERA_MASTER_KEY_PREVIOUS (base64 keys).
+    pub previous_master_keys: Vec<String>,
 }
 
 /// The Redis URL for tests, or None after announcing the skip (a failure under
@@ -73,8 +78,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, options: Options) -> Option<Self> {
-        let redis = match (options.redis_url, options.redis) {
-            (Some(url), _) => Some(url),
+        let redis = match (&options.redis_url, options.redis) {
+            (Some(url), _) => Some(url.clone()),
             (None, true) => Some(redis_url()?),
             (None, false) => None,
         };
@@ -82,11 +87,28 @@ impl TestApp {
             Backend::Sqlite => TestDatabase::sqlite(),
             Backend::Postgres => TestDatabase::postgres().await?,
         };
+        Some(
+            Self::start_on(Arc::new(db), redis, options)
+                .await
+                .expect("app builds"),
+        )
+    }
+
+    /// A server on an existing database (e.g. the one of an earlier `TestApp`, restarted
+    /// with other master keys); the error when it refuses to start.
+    pub async fn start_on(
+        db: Arc<TestDatabase>,
+        redis: Option<String>,
+        options: Options,
+    ) -> anyhow::Result<Self> {
         let mut config = Config::embedded_defaults().unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database_url = db.url().to_owned();
-        let master_key = data_encoding::BASE64.encode(&rand32());
+        let master_key = options
+            .master_key
+            .unwrap_or_else(|| data_encoding::BASE64.encode(&rand32()));
         config.master_key = MasterKeySource::Inline(master_key.clone());
+        config.master_key_previous = PreviousMasterKeys::new(options.previous_master_keys);
         config.issuer = "https://auth.test".into();
         config.refresh_retry_window_secs = options.retry_window_secs;
         config.redis_url = redis;
@@ -100,15 +122,14 @@ impl TestApp {
         #[allow(clippy::disallowed_methods)]
         let start = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let app = Application::build_with_clock(&config, clock.clone() as Arc<dyn Clock>, true)
-            .await
-            .expect("app builds");
+        let app =
+            Application::build_with_clock(&config, clock.clone() as Arc<dyn Clock>, true).await?;
         let addr = app.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        Some(Self {
+        Ok(Self {
             addr,
             master_key,
             client: reqwest::Client::new(),

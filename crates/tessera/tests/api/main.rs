@@ -9,3 +9,4 @@ mod ops;
 mod process;
 mod ratelimit;
 mod refresh;
+mod rotation;

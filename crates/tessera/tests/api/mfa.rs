@@ -11,7 +11,7 @@ use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem};
 
 /// The TOTP code `oathtool` computes for `secret` at `at` (the server's manual clock).
 /// None, after the skip notice, when oathtool is not installed.
-fn oathtool(secret: &str, at: OffsetDateTime) -> Option<String> {
+pub(crate) fn oathtool(secret: &str, at: OffsetDateTime) -> Option<String> {
     let now = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
         at.year(),
@@ -35,12 +35,15 @@ fn oathtool(secret: &str, at: OffsetDateTime) -> Option<String> {
     }
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap().to_owned()
 }
 
 /// A signed-in user who enrolled TOTP. Returns (email, login body, secret, recovery codes).
-async fn enrolled(app: &TestApp, device: &str) -> Option<(String, Value, String, Vec<String>)> {
+pub(crate) async fn enrolled(
+    app: &TestApp,
+    device: &str,
+) -> Option<(String, Value, String, Vec<String>)> {
     let (email, login) = app.signed_in_user(device).await;
     let at = s(&login, "access_token");
     let setup: Value = app
@@ -66,7 +69,7 @@ async fn enrolled(app: &TestApp, device: &str) -> Option<(String, Value, String,
 }
 
 /// The login's second step.
-async fn login_mfa(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Response {
+pub(crate) async fn login_mfa(app: &TestApp, mfa_token: &str, code: &str) -> reqwest::Response {
     app.post(
         "/v1/auth/login/mfa",
         json!({"mfa_token": mfa_token, "code": code}),

@@ -18,18 +18,18 @@ use crate::ports::{Clock, MfaChallenge, MfaRecord, Store};
 use crate::testkit::ManualClock;
 
 /// A TOTP time step around `T0` (30 s steps), so steps look like real ones.
-const STEP: i64 = 59_034_911;
+pub(super) const STEP: i64 = 59_034_911;
 /// How long the challenges made by [`challenge_for`] live.
 const CHALLENGE_TTL: Duration = Duration::minutes(5);
 
 /// A fresh set of recovery-code hashes, as enrolment or regeneration would make.
-fn codes() -> Vec<RecoveryCodeHash> {
+pub(super) fn codes() -> Vec<RecoveryCodeHash> {
     (0..RECOVERY_CODES)
         .map(|_| RecoveryCode::from_random(random()).hash())
         .collect()
 }
 
-fn sealed(tag: u8) -> Vec<u8> {
+pub(super) fn sealed(tag: u8) -> Vec<u8> {
     let mut bytes = vec![tag; 4];
     bytes.extend_from_slice(&random::<28>());
     bytes
@@ -72,7 +72,7 @@ async fn enrolled<S: Store>(store: &S) -> (UserId, Vec<u8>, Vec<RecoveryCodeHash
 
 /// Runs `n` attempts at once (released together by a barrier), each given its index, and
 /// returns their results in index order.
-async fn race<S, T, F, Fut>(store: &S, n: usize, attempt: F) -> Vec<T>
+pub(super) async fn race<S, T, F, Fut>(store: &S, n: usize, attempt: F) -> Vec<T>
 where
     S: Store,
     T: Send + 'static,
@@ -93,7 +93,7 @@ where
     outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-fn wins(outcomes: &[bool]) -> usize {
+pub(super) fn wins(outcomes: &[bool]) -> usize {
     outcomes.iter().filter(|won| **won).count()
 }
 

@@ -11,12 +11,15 @@
 //! - `records`: security events and signing keys.
 //! - `mfa`: TOTP factors and their replay guard, recovery codes, login challenges, and
 //!   recording an MFA on a session.
+//! - `resealing`: what master-key rotation needs (listing sealed TOTP secrets, swapping
+//!   sealed values only from the bytes read).
 //! - `timestamps`: exact round trips of every stored instant.
 
 mod expiry;
 mod logins;
 mod mfa;
 mod records;
+mod resealing;
 mod revocation;
 mod rotation;
 mod timestamps;
@@ -26,6 +29,7 @@ pub use expiry::*;
 pub use logins::*;
 pub use mfa::*;
 pub use records::*;
+pub use resealing::*;
 pub use revocation::*;
 pub use rotation::*;
 pub use timestamps::*;

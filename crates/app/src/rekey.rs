@@ -1,0 +1,175 @@
+//! Master-key rotation: re-seals every stored signing-key seed and every TOTP secret
+//! (enabled and pending) that is not yet under the current master key.
+//!
+//! Values are opened with whichever loaded key they name (current or previous) and sealed
+//! again under the current one. Each write is a compare-and-swap on the sealed bytes that
+//! were read, so a concurrent change (a new TOTP setup, an enable, a reset, another
+//! rotation) is never overwritten: the value is read again and retried a few times, then
+//! left for the next run and counted as skipped. Running it again is harmless: values
+//! already under the current key are not touched.
+
+use tessera_core::ids::{KeyId, UserId};
+
+use crate::app::App;
+use crate::error::{AppError, random};
+use crate::keys::SEAL_PURPOSE as SIGNING_KEY_PURPOSE;
+use crate::mfa::TOTP_PURPOSE;
+use crate::ports::{SealedTotp, Store};
+
+/// How often one value is read again after losing its compare-and-swap.
+const ATTEMPTS: usize = 3;
+
+/// What one rotation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Signing-key seeds re-sealed under the current master key.
+    pub signing_keys: usize,
+    /// TOTP secrets re-sealed (a user's enabled and pending secret count as two).
+    pub totp_secrets: usize,
+    /// Values (a signing key, or one user's TOTP row) left as they were because concurrent
+    /// writes kept winning the compare-and-swap; run the rotation again.
+    pub skipped: usize,
+    /// Values no loaded master key opens (sealed under a key that is not configured);
+    /// they are left as they were.
+    pub unreadable: usize,
+}
+
+impl RotationReport {
+    /// True when every stored secret is now under the current master key, so the
+    /// previous keys may be removed.
+    pub fn is_complete(&self) -> bool {
+        self.skipped == 0 && self.unreadable == 0
+    }
+}
+
+impl<S: Store> App<S> {
+    /// Re-seals every signing-key seed and TOTP secret not already under the current
+    /// master key, and logs one line with the counts.
+    pub async fn rotate_master_key(&self) -> Result<RotationReport, AppError> {
+        let mut report = RotationReport::default();
+        for key in self.store.list_signing_keys().await? {
+            self.reseal_seed(&key.kid, key.sealed_seed, &mut report)
+                .await?;
+        }
+        for row in self.store.list_sealed_totp().await? {
+            self.reseal_totp(row, &mut report).await?;
+        }
+        tracing::info!(
+            current_master_key = %self.keys.master().current().id_hex(),
+            signing_keys = report.signing_keys,
+            totp_secrets = report.totp_secrets,
+            skipped = report.skipped,
+            unreadable = report.unreadable,
+            "master key rotation finished"
+        );
+        Ok(report)
+    }
+
+    async fn reseal_seed(
+        &self,
+        kid: &KeyId,
+        mut sealed: Vec<u8>,
+        report: &mut RotationReport,
+    ) -> Result<(), AppError> {
+        for _ in 0..ATTEMPTS {
+            let mut unreadable = 0;
+            let Some(new) = self.resealed(
+                Some(&sealed),
+                SIGNING_KEY_PURPOSE,
+                kid.as_str(),
+                &mut unreadable,
+            )?
+            else {
+                report.unreadable += unreadable;
+                return Ok(());
+            };
+            if self.store.swap_sealed_seed(kid, &sealed, &new).await? {
+                report.signing_keys += 1;
+                return Ok(());
+            }
+            // Another writer changed it in between: start again from what is stored now.
+            let stored = self.store.list_signing_keys().await?;
+            match stored.into_iter().find(|k| &k.kid == kid) {
+                Some(k) => sealed = k.sealed_seed,
+                None => return Ok(()),
+            }
+        }
+        tracing::warn!(
+            kid = kid.as_str(),
+            "signing key not re-sealed: concurrent changes kept winning"
+        );
+        report.skipped += 1;
+        Ok(())
+    }
+
+    async fn reseal_totp(
+        &self,
+        row: SealedTotp,
+        report: &mut RotationReport,
+    ) -> Result<(), AppError> {
+        let user: UserId = row.user_id;
+        let owner = user.to_string();
+        let (mut secret, mut pending) = (row.sealed_secret, row.pending_sealed);
+        for _ in 0..ATTEMPTS {
+            let mut unreadable = 0;
+            let new_secret =
+                self.resealed(secret.as_deref(), TOTP_PURPOSE, &owner, &mut unreadable)?;
+            let new_pending =
+                self.resealed(pending.as_deref(), TOTP_PURPOSE, &owner, &mut unreadable)?;
+            let changed = usize::from(new_secret.is_some()) + usize::from(new_pending.is_some());
+            if changed == 0 {
+                report.unreadable += unreadable;
+                return Ok(());
+            }
+            let swapped = self
+                .store
+                .swap_sealed_totp(
+                    user,
+                    secret.as_deref(),
+                    new_secret.as_deref().or(secret.as_deref()),
+                    pending.as_deref(),
+                    new_pending.as_deref().or(pending.as_deref()),
+                )
+                .await?;
+            if swapped {
+                report.totp_secrets += changed;
+                report.unreadable += unreadable;
+                return Ok(());
+            }
+            // A setup, enable or reset happened in between: start again from the row now.
+            match self.store.get_mfa(user).await? {
+                Some(r) => (secret, pending) = (r.sealed_secret, r.pending_sealed),
+                None => return Ok(()),
+            }
+        }
+        tracing::warn!(
+            user_id = %user,
+            "TOTP secret not re-sealed: concurrent changes kept winning"
+        );
+        report.skipped += 1;
+        Ok(())
+    }
+
+    /// `sealed` re-sealed under the current master key; None when there is nothing to
+    /// store (no value, already current, or no loaded key opens it: then `unreadable` is
+    /// incremented and a warning names the key it was sealed under).
+    fn resealed(
+        &self,
+        sealed: Option<&[u8]>,
+        purpose: &str,
+        owner: &str,
+        unreadable: &mut usize,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        match self.keys.master().reseal(random()?, sealed, purpose, owner) {
+            Ok(new) => Ok(new),
+            Err(error) => {
+                tracing::warn!(purpose, owner, %error, "a sealed value cannot be re-sealed");
+                *unreadable += 1;
+                Ok(None)
+            }
+        }
+    }
+}

@@ -30,7 +30,7 @@ pub(super) async fn insert(pool: &PgPool, e: &SecurityEvent) -> Db<()> {
 pub(super) async fn list(pool: &PgPool, user: UserId, limit: u32) -> Db<Vec<SecurityEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-         FROM security_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+         FROM security_events WHERE user_id = $1 ORDER BY at DESC, seq DESC LIMIT $2",
     )
     .bind(user.as_uuid())
     .bind(i64::from(limit))

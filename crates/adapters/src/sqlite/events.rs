@@ -31,7 +31,7 @@ pub(super) async fn insert(pool: &SqlitePool, e: &SecurityEvent) -> Db<()> {
 pub(super) async fn list(pool: &SqlitePool, user: UserId, limit: u32) -> Db<Vec<SecurityEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-         FROM security_events WHERE user_id = ?1 ORDER BY at DESC, id DESC LIMIT ?2",
+         FROM security_events WHERE user_id = ?1 ORDER BY at DESC, rowid DESC LIMIT ?2",
     )
     .bind(user.as_uuid())
     .bind(i64::from(limit))

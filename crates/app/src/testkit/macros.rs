@@ -42,6 +42,7 @@ macro_rules! store_conformance {
                 revoking_a_session_twice_reports_false_the_second_time,
                 revoking_all_sessions_keeps_the_given_one_and_returns_the_others,
                 events_round_trip_every_field_and_list_newest_first,
+                events_at_the_same_instant_list_in_reverse_write_order,
                 signing_keys_round_trip_newest_first_and_insert_is_idempotent,
                 timestamps_round_trip_to_the_microsecond,
                 a_session_reads_back_every_field_it_was_given,

@@ -53,6 +53,29 @@ pub async fn events_round_trip_every_field_and_list_newest_first<S: Store>(store
     assert!(store.list_events(user, 0).await.unwrap().is_empty());
 }
 
+/// Events recorded in the same instant (one request often records several) list in the
+/// reverse of the order they were written, whatever their random ids.
+pub async fn events_at_the_same_instant_list_in_reverse_write_order<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    let written: Vec<SecurityEvent> = [
+        EventKind::UserRegistered,
+        EventKind::LoginSucceeded,
+        EventKind::NewDevice,
+        EventKind::LoginFailed,
+        EventKind::SessionRevoked,
+        EventKind::MfaEnabled,
+    ]
+    .into_iter()
+    .map(|kind| event(user, kind, 0))
+    .collect();
+    for e in &written {
+        store.insert_event(e).await.unwrap();
+    }
+    let mut expected = written;
+    expected.reverse();
+    assert_eq!(store.list_events(user, 50).await.unwrap(), expected);
+}
+
 fn key(seed_byte: u8, created_days: i64) -> StoredSigningKey {
     let public_key = [seed_byte; 32];
     StoredSigningKey {

@@ -8,6 +8,8 @@
 //! - `notifier`: [`LogNotifier`], notifications as log lines.
 //! - `limiter`: the rate limiters, [`MemoryLimiter`] (in process, the embedded default)
 //!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
+//! - `revocation`: the revocation buses, [`RedisBus`] (pub/sub between nodes) and
+//!   [`LocalBus`] (one process only).
 //! - `testing` (feature `testing`): throw-away test databases and the skip-or-fail rule.
 //!
 //! Each store, and each limiter, passes its one conformance suite in
@@ -20,6 +22,7 @@ mod delegate;
 mod limiter;
 mod notifier;
 mod postgres;
+mod revocation;
 mod rows;
 mod sqlite;
 #[cfg(feature = "testing")]
@@ -29,4 +32,5 @@ pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
 pub use notifier::LogNotifier;
 pub use postgres::PgStore;
+pub use revocation::{LocalBus, RedisBus, RedisBusError};
 pub use sqlite::SqliteStore;

@@ -135,6 +135,7 @@ impl<S: Store> App<S> {
             .store
             .revoke_user_sessions(user.id, None, reason, self.clock.now())
             .await?;
+        self.revoked(&ids).await;
         for sid in &ids {
             self.record(
                 user.id,

@@ -17,8 +17,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::error::{AppError, random};
 use crate::keys::KeyRing;
+use crate::liveness::{CacheStats, DEFAULT_MAX_ENTRIES, LivenessCache};
 use crate::ports::{
-    Clock, LimiterHealth, Notification, Notifier, RateLimiter, SecurityEvent, Store, UserRecord,
+    BusHealth, Clock, LimiterHealth, Notification, Notifier, RateLimiter, RevocationBus,
+    RevocationSink, SecurityEvent, Store, UserRecord,
 };
 
 /// Tunables of the use cases (the binary builds these from configuration).
@@ -35,6 +37,10 @@ pub struct Settings {
     pub limits: Limits,
     /// Which actions need which role and how recent an MFA (`/v1/authorize`, admin API).
     pub step_up: StepUpPolicy,
+    /// How long a node may answer `authenticate` from its liveness cache without reading
+    /// the session again; zero turns the cache off. The cache runs only with a revocation
+    /// bus (see `App::build`).
+    pub session_cache_ttl: Duration,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -65,6 +71,7 @@ impl Default for Settings {
             refresh_retry_window: Duration::ZERO,
             limits: Limits::default(),
             step_up: StepUpPolicy::defaults(),
+            session_cache_ttl: Duration::seconds(60),
         }
     }
 }
@@ -104,6 +111,10 @@ pub struct App<S> {
     pub(crate) dummy_hash: Arc<PasswordHash>,
     /// Argon2 verifications run: what the rate limits are there to bound.
     pub(crate) password_checks: Arc<AtomicU64>,
+    /// Session records read recently (see `liveness`); off without a bus.
+    pub(crate) liveness: Arc<LivenessCache>,
+    /// How revocations reach the other nodes; `None`: this node is alone with its cache off.
+    pub(crate) bus: Option<Arc<dyn RevocationBus>>,
 }
 
 impl<S: Clone> Clone for App<S> {
@@ -117,16 +128,24 @@ impl<S: Clone> Clone for App<S> {
             settings: Arc::clone(&self.settings),
             dummy_hash: Arc::clone(&self.dummy_hash),
             password_checks: Arc::clone(&self.password_checks),
+            liveness: Arc::clone(&self.liveness),
+            bus: self.bus.clone(),
         }
     }
 }
 
 impl<S: Store> App<S> {
+    /// With a revocation `bus` (and a non-zero `settings.session_cache_ttl`) the session
+    /// liveness cache is on: it subscribes to the bus here (so call this inside the
+    /// runtime) and serves only while the bus says the subscription is up. Without a bus
+    /// the cache is off and every `authenticate` reads the session: nothing would tell
+    /// this node about a revocation made by another process on the same database.
     pub async fn build(
         store: S,
         clock: Arc<dyn Clock>,
         notifier: Arc<dyn Notifier>,
         limiter: Arc<dyn RateLimiter>,
+        bus: Option<Arc<dyn RevocationBus>>,
         master_keys: tessera_core::crypto::MasterKeyRing,
         settings: Settings,
     ) -> Result<Self, AppError> {
@@ -134,6 +153,15 @@ impl<S: Store> App<S> {
         let dummy = Password::presented(hex(&random::<16>()?))
             .map_err(|e| AppError::Internal(e.to_string().into()))?;
         let dummy_hash = hash_password(dummy).await?;
+        let liveness = Arc::new(match &bus {
+            Some(_) if settings.session_cache_ttl > Duration::ZERO => {
+                LivenessCache::new(settings.session_cache_ttl, DEFAULT_MAX_ENTRIES)
+            }
+            _ => LivenessCache::off(),
+        });
+        if let Some(bus) = &bus {
+            bus.subscribe(Arc::clone(&liveness) as Arc<dyn RevocationSink>);
+        }
         Ok(Self {
             store,
             clock,
@@ -143,6 +171,8 @@ impl<S: Store> App<S> {
             settings: Arc::new(settings),
             dummy_hash: Arc::new(dummy_hash),
             password_checks: Arc::new(AtomicU64::new(0)),
+            liveness,
+            bus,
         })
     }
 
@@ -190,6 +220,40 @@ impl<S: Store> App<S> {
     /// Decisions the limiter had to make per node because its shared backend was down.
     pub fn limiter_fallback_decisions(&self) -> u64 {
         self.limiter.fallback_decisions()
+    }
+
+    /// Runs after every revocation the store committed, whatever its reason: the one place
+    /// where other copies of session liveness (caches, other nodes) learn of it.
+    pub(crate) async fn revoked(&self, sessions: &[SessionId]) {
+        self.session_changed(sessions).await;
+    }
+
+    /// Drops these sessions from this node's cache and tells the other nodes to do the
+    /// same: after a revocation, and after any write that changes what `authenticate`
+    /// hands out (MFA time, idle deadline).
+    pub(crate) async fn session_changed(&self, sessions: &[SessionId]) {
+        if sessions.is_empty() {
+            return;
+        }
+        self.liveness.invalidate(sessions);
+        if let Some(bus) = &self.bus {
+            bus.publish(sessions).await;
+        }
+    }
+
+    /// The liveness cache's counters (hits, misses, bypasses, flushes).
+    pub fn session_cache_stats(&self) -> CacheStats {
+        self.liveness.stats()
+    }
+
+    /// Whether revocations from other nodes reach this one right now; `None` without a bus.
+    pub fn revocation_bus_health(&self) -> Option<BusHealth> {
+        self.bus.as_ref().map(|b| b.health())
+    }
+
+    /// Revocation messages that could not be published, since start.
+    pub fn revocation_publish_failures(&self) -> u64 {
+        self.bus.as_ref().map_or(0, |b| b.publish_failures())
     }
 
     pub(crate) fn access_token(

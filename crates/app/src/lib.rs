@@ -8,6 +8,7 @@
 //!   password change.
 //! - `mfa`: TOTP enrolment, the login second step, step-up, recovery codes.
 //! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
+//! - `devices`: the device dashboard (sessions, remote revocation, security events).
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
 //! - `testkit` (feature): the conformance suites and a manual clock.
@@ -20,9 +21,11 @@ pub mod testkit;
 mod admin;
 mod app;
 mod authorize;
+mod devices;
 pub mod error;
 pub mod keys;
 mod limits;
+pub mod liveness;
 mod login;
 mod mfa;
 mod refresh;
@@ -31,6 +34,7 @@ mod sessions;
 
 pub use admin::{Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};
+pub use devices::{DeviceSession, MAX_EVENTS};
 pub use error::AppError;
 pub use login::{LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};

@@ -161,6 +161,7 @@ impl<S: Store> App<S> {
         };
         let inserted = self.store.insert_session(&session).await?;
         if let Some(old) = inserted.superseded {
+            self.revoked(&[old]).await;
             self.record(
                 user.id,
                 EventKind::SessionRevoked,

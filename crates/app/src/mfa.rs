@@ -159,6 +159,7 @@ impl<S: Store> App<S> {
         }
         self.refund(reserved).await;
         self.store.swap_session_mfa(who.session_id(), now).await?;
+        self.session_changed(&[who.session_id()]).await;
         self.record(
             user.id,
             EventKind::MfaEnabled,
@@ -245,7 +246,9 @@ impl<S: Store> App<S> {
         self.check_second_factor(&user, code, ctx, "step_up")
             .await?;
         let now = self.clock.now();
-        if !self.store.swap_session_mfa(who.session_id(), now).await? {
+        let swapped = self.store.swap_session_mfa(who.session_id(), now).await?;
+        self.session_changed(&[who.session_id()]).await;
+        if !swapped {
             return Err(AppError::SessionRevoked);
         }
         self.record(

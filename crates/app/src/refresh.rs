@@ -89,7 +89,11 @@ impl<S: Store> App<S> {
             user_agent: ctx.user_agent.clone(),
         };
         match self.store.swap_refresh(&swap).await? {
-            SwapOutcome::Won => Ok(Some(self.tokens_for(record, successor))),
+            SwapOutcome::Won => {
+                // The idle deadline moved: no node may keep serving the old one.
+                self.session_changed(&[state.id]).await;
+                Ok(Some(self.tokens_for(record, successor)))
+            }
             SwapOutcome::Lost => Ok(None),
         }
     }
@@ -122,6 +126,9 @@ impl<S: Store> App<S> {
             .store
             .revoke_session(state.id, RevokeReason::RefreshTokenReused, now)
             .await?;
+        if revoked_now {
+            self.revoked(&[state.id]).await;
+        }
         if revoked_now {
             tracing::warn!(
                 user_id = %state.user_id,

@@ -10,6 +10,7 @@ use tessera_core::session::{Liveness, RevokeReason};
 use crate::app::{App, RequestContext, hash_password};
 use crate::error::AppError;
 use crate::limits::Subject;
+use crate::liveness::Lookup;
 use crate::login::PROVIDER;
 use crate::ports::{SessionRecord, Store, UserRecord};
 
@@ -59,10 +60,8 @@ impl<S: Store> App<S> {
             }
             other => other.map_err(|_| AppError::InvalidToken)?,
         };
-        let session = self
-            .store
-            .get_session(claims.sid)
-            .await?
+        let session = self.live_session(claims.sid, now).await?;
+        let session = Some(session)
             .filter(|s| s.state.user_id == claims.sub)
             .ok_or(AppError::SessionRevoked)?;
         match session.state.liveness(now) {
@@ -75,6 +74,38 @@ impl<S: Store> App<S> {
         }
     }
 
+    /// The session as the store has it, from this node's liveness cache when that holds a
+    /// fresh copy. A cached copy that is no longer live is read again before it is believed
+    /// (another node may have extended its idle deadline); the verdict is the caller's.
+    async fn live_session(
+        &self,
+        id: SessionId,
+        now: time::OffsetDateTime,
+    ) -> Result<SessionRecord, AppError> {
+        let ticket = match self.liveness.lookup(id, now) {
+            Lookup::Hit(record) if record.state.liveness(now) == Liveness::Live => {
+                return Ok(record);
+            }
+            Lookup::Hit(_) => {
+                self.liveness.forget(id);
+                None
+            }
+            Lookup::Miss(ticket) => Some(ticket),
+            Lookup::Bypass => None,
+        };
+        let record = self
+            .store
+            .get_session(id)
+            .await?
+            .ok_or(AppError::SessionRevoked)?;
+        if let Some(ticket) = ticket
+            && record.state.liveness(now) == Liveness::Live
+        {
+            self.liveness.fill(ticket, record.clone(), now);
+        }
+        Ok(record)
+    }
+
     pub async fn logout(&self, who: &Principal, ctx: &RequestContext) -> Result<(), AppError> {
         let sid = who.session_id();
         if self
@@ -82,6 +113,7 @@ impl<S: Store> App<S> {
             .revoke_session(sid, RevokeReason::Logout, self.clock.now())
             .await?
         {
+            self.revoked(&[sid]).await;
             self.record(
                 who.user_id,
                 EventKind::SessionRevoked,
@@ -167,6 +199,7 @@ impl<S: Store> App<S> {
                 now,
             )
             .await?;
+        self.revoked(&revoked).await;
         for sid in revoked {
             self.record(
                 user.id,

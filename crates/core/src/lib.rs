@@ -13,9 +13,11 @@
 //! - `mfa`: TOTP, recovery codes and the enrolment QR code.
 //! - `policy`: the step-up policy (which role and how recent an MFA an action needs).
 //! - `ratelimit`: sliding-window rate-limit decisions.
+//! - `device`: readable device labels from user agents.
 //! - `event`: the kinds of security event.
 
 pub mod crypto;
+pub mod device;
 pub mod email;
 pub mod event;
 pub mod ids;

@@ -36,6 +36,7 @@ pub use state::AppState;
         api::me::me, api::me::change_password,
         api::mfa::setup, api::mfa::confirm, api::mfa::step_up, api::mfa::disable, api::mfa::regenerate,
         api::authorize::authorize,
+        api::sessions::list, api::sessions::revoke, api::sessions::revoke_others, api::sessions::events,
         api::admin::mfa_reset, api::admin::revoke_sessions, api::admin::set_roles,
         api::ops::healthz, api::ops::readyz, api::ops::metrics, api::ops::jwks, api::ops::openapi_json,
     ),
@@ -63,6 +64,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(api::mfa::router())
         .merge(api::authorize::router())
         .merge(api::admin::router())
+        .merge(api::sessions::router())
         .merge(api::ops::router())
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)

@@ -30,6 +30,7 @@ struct FileConfig {
     log_format: Option<String>,
     redis_url: Option<String>,
     redis_key_prefix: Option<String>,
+    session_cache_ttl: Option<i64>,
     login_ip_limit: Option<i64>,
     login_account_limit: Option<i64>,
     login_window: Option<i64>,
@@ -123,9 +124,11 @@ pub struct Config {
     pub session_absolute_lifetime_secs: i64,
     pub refresh_retry_window_secs: i64,
     pub log_format: LogFormat,
-    /// Shared rate limiting (and, later, cross-node revocation); `None` = in process.
+    /// Shared rate limiting and cross-node revocation; `None` = in process.
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
+    /// How long a node may answer from its session-liveness cache (only with Redis); 0 = off.
+    pub session_cache_ttl_secs: i64,
     pub login_ip_limit: u32,
     pub login_account_limit: u32,
     pub login_window_secs: i64,
@@ -309,6 +312,12 @@ impl Config {
             redis_key_prefix: env("TESSERA_REDIS_KEY_PREFIX")
                 .or(file.redis_key_prefix)
                 .unwrap_or_else(|| "tessera:".into()),
+            session_cache_ttl_secs: secs(
+                "TESSERA_SESSION_CACHE_TTL",
+                file.session_cache_ttl,
+                60,
+                0,
+            )?,
             login_ip_limit: count("TESSERA_LOGIN_IP_LIMIT", file.login_ip_limit, 5)?,
             login_account_limit: count(
                 "TESSERA_LOGIN_ACCOUNT_LIMIT",
@@ -321,6 +330,12 @@ impl Config {
             step_up,
             not_yet_supported,
         };
+        if config.session_cache_ttl_secs > 3600 {
+            bail!(
+                "TESSERA_SESSION_CACHE_TTL is at most 3600 seconds: it bounds how long a lost \
+                 revocation message can leave a session usable on another node"
+            );
+        }
         if config.refresh_retry_window_secs > 300 {
             bail!(
                 "TESSERA_REFRESH_RETRY_WINDOW is at most 300 seconds: a longer window keeps stolen tokens usable"
@@ -399,6 +414,17 @@ mod tests {
         assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
         assert!(resolve("", &[("TESSERA_REDIS_URL", "http://x")]).is_err());
         assert!(resolve("", &[("TESSERA_LOGIN_IP_LIMIT", "0")]).is_err());
+    }
+
+    #[test]
+    fn the_session_cache_ttl_defaults_to_a_minute_may_be_zero_and_is_bounded() {
+        assert_eq!(resolve("", &[]).unwrap().session_cache_ttl_secs, 60);
+        let c = resolve("session_cache_ttl = 5", &[]).unwrap();
+        assert_eq!(c.session_cache_ttl_secs, 5);
+        let c = resolve("", &[("TESSERA_SESSION_CACHE_TTL", "0")]).unwrap();
+        assert_eq!(c.session_cache_ttl_secs, 0);
+        assert!(resolve("", &[("TESSERA_SESSION_CACHE_TTL", "3601")]).is_err());
+        assert!(resolve("", &[("TESSERA_SESSION_CACHE_TTL", "-1")]).is_err());
     }
 
     #[test]

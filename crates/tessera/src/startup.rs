@@ -8,9 +8,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tessera_adapters::{
-    LogNotifier, MemoryLimiter, PgStore, RedisLimiter, SqliteStore, SystemClock,
+    LogNotifier, MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock,
 };
-use tessera_app::ports::{Clock, RateLimiter, Store};
+use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
 use tessera_app::{Actor, App, AppError, Limits, RequestContext, Settings};
 use tessera_core::Email;
 use tessera_core::ids::Role;
@@ -81,6 +81,7 @@ impl Application {
         if migrate {
             backend.migrate().await?;
         }
+        log_cache_choice(&backend, config);
         let router = match backend {
             Backend::Sqlite(store) => router(store, config, clock).await?,
             Backend::Postgres(store) => router(store, config, clock).await?,
@@ -120,6 +121,7 @@ async fn router<S: Store>(
         clock,
         Arc::new(LogNotifier),
         limiter(config)?,
+        revocation_bus(config)?,
         master,
         settings(config),
     )
@@ -161,6 +163,8 @@ async fn admin_with<S: Store>(
         Arc::new(SystemClock),
         Arc::new(LogNotifier),
         limiter(config)?,
+        // Published to, so running nodes drop what this command revokes at once.
+        revocation_bus(config)?,
         master,
         settings(config),
     )
@@ -264,6 +268,45 @@ fn settings(config: &Config) -> Settings {
             },
         },
         step_up: config.step_up.clone(),
+        session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),
+    }
+}
+
+/// Redis pub/sub when Redis is configured: revocations reach every node (and every node's
+/// liveness cache) at once. Without Redis there is no bus, and so no cache.
+fn revocation_bus(config: &Config) -> anyhow::Result<Option<Arc<dyn RevocationBus>>> {
+    match &config.redis_url {
+        None => Ok(None),
+        Some(url) => {
+            let bus = RedisBus::new(url, &config.redis_key_prefix).context("TESSERA_REDIS_URL")?;
+            Ok(Some(Arc::new(bus)))
+        }
+    }
+}
+
+/// Says at start whether `authenticate` reads the session from the database per request.
+fn log_cache_choice(backend: &Backend, config: &Config) {
+    let database = match backend {
+        Backend::Sqlite(_) => "sqlite",
+        Backend::Postgres(_) => "postgres",
+    };
+    match (&config.redis_url, config.session_cache_ttl_secs) {
+        (Some(_), 0) => tracing::info!(
+            database,
+            "session cache off (TESSERA_SESSION_CACHE_TTL=0): every request reads its \
+             session; revocations are still published to other nodes"
+        ),
+        (Some(_), ttl) => tracing::info!(
+            database,
+            ttl_secs = ttl,
+            "session cache on: revocations travel over Redis pub/sub; the cache is \
+             bypassed whenever the subscription is down"
+        ),
+        (None, _) => tracing::info!(
+            database,
+            "session cache off (no TESSERA_REDIS_URL): every request reads its session \
+             from the database, so a revocation by any node or by `tessera admin` holds at once"
+        ),
     }
 }
 

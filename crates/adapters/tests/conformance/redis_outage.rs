@@ -28,7 +28,7 @@ const POLICY: Policy = Policy {
 const BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A `redis-server` process owned by one test, killed when dropped.
-struct PrivateRedis {
+pub(super) struct PrivateRedis {
     child: Option<Child>,
     port: u16,
 }
@@ -36,7 +36,7 @@ struct PrivateRedis {
 impl PrivateRedis {
     /// `None` (after a loud notice, or a failure under `TESSERA_TEST_REQUIRE=all`) when
     /// there is no `redis-server` to run.
-    async fn start() -> Option<Self> {
+    pub(super) async fn start() -> Option<Self> {
         let mut server = Self {
             child: None,
             port: free_port(),
@@ -45,7 +45,7 @@ impl PrivateRedis {
         Some(server)
     }
 
-    async fn spawn(&mut self) -> Option<()> {
+    pub(super) async fn spawn(&mut self) -> Option<()> {
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -72,7 +72,7 @@ impl PrivateRedis {
         );
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -86,7 +86,7 @@ impl PrivateRedis {
         self.child.as_ref().expect("running").id().to_string()
     }
 
-    fn kill(&mut self) {
+    pub(super) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().ok();
             child.wait().ok();

@@ -8,10 +8,12 @@
 mod limiter;
 mod mfa;
 mod records;
+mod revocation;
 
 pub use limiter::*;
 pub use mfa::*;
 pub use records::*;
+pub use revocation::*;
 
 use std::future::Future;
 

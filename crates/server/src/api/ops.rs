@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use tessera_app::ports::{LimiterHealth, Store};
+use tessera_app::ports::{BusHealth, LimiterHealth, Store};
 use utoipa::OpenApi;
 
 use crate::problem::{Problem, ProblemBody, ProblemCode};
@@ -27,7 +27,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database answers and rate limits are shared as configured (Redis reachable).
+/// The database answers and rate limits are shared as configured (Redis reachable); the
+/// revocation subscription's state is reported too.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = serde_json::Value),
@@ -43,10 +44,18 @@ pub async fn readyz<S: Store>(
             "the database is unreachable",
         ));
     }
+    // Informational: with the subscription down this node reads every session from the
+    // database (still correct), so it stays ready.
+    let revocation_bus = match state.app.revocation_bus_health() {
+        None => "off".to_owned(),
+        Some(BusHealth::Connected) => "ok".to_owned(),
+        Some(BusHealth::Disconnected(reason)) => format!("degraded: {reason}"),
+    };
     match state.app.limiter_health() {
-        LimiterHealth::Ok => Ok(Json(
-            serde_json::json!({"status": "ready", "checks": {"database": "ok", "rate_limiter": "ok"}}),
-        )),
+        LimiterHealth::Ok => Ok(Json(serde_json::json!({
+            "status": "ready",
+            "checks": {"database": "ok", "rate_limiter": "ok", "revocation_bus": revocation_bus},
+        }))),
         // Still answering (limits hold per node), but not as configured: say so, so the
         // load balancer and the operator see it.
         LimiterHealth::Degraded(reason) => Err(Problem::new(
@@ -61,6 +70,8 @@ pub async fn readyz<S: Store>(
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
     let degraded = u8::from(state.app.limiter_health() != LimiterHealth::Ok);
+    let cache = state.app.session_cache_stats();
+    let subscribed = u8::from(state.app.revocation_bus_health() == Some(BusHealth::Connected));
     let text = format!(
         "{}# HELP tessera_rate_limiter_fallback_total Limit decisions made per node because Redis was unreachable.\n\
          # TYPE tessera_rate_limiter_fallback_total counter\n\
@@ -70,10 +81,29 @@ pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
          tessera_rate_limiter_degraded {degraded}\n\
          # HELP tessera_password_checks_total Argon2 password verifications run.\n\
          # TYPE tessera_password_checks_total counter\n\
-         tessera_password_checks_total {}\n",
+         tessera_password_checks_total {}\n\
+         # HELP tessera_session_cache_total Bearer authentications by how the session was found: hit (cache), miss (read, then cached), bypass (read; cache off or not trusted).\n\
+         # TYPE tessera_session_cache_total counter\n\
+         tessera_session_cache_total{{result=\"hit\"}} {}\n\
+         tessera_session_cache_total{{result=\"miss\"}} {}\n\
+         tessera_session_cache_total{{result=\"bypass\"}} {}\n\
+         # HELP tessera_session_cache_flushes_total Whole-cache flushes after a lost revocation subscription.\n\
+         # TYPE tessera_session_cache_flushes_total counter\n\
+         tessera_session_cache_flushes_total {}\n\
+         # HELP tessera_revocation_subscribed 1 while this node receives other nodes' revocations.\n\
+         # TYPE tessera_revocation_subscribed gauge\n\
+         tessera_revocation_subscribed {subscribed}\n\
+         # HELP tessera_revocation_publish_failures_total Revocation messages that could not be published.\n\
+         # TYPE tessera_revocation_publish_failures_total counter\n\
+         tessera_revocation_publish_failures_total {}\n",
         state.metrics.render(),
         state.app.limiter_fallback_decisions(),
         state.app.password_checks(),
+        cache.hits,
+        cache.misses,
+        cache.bypasses,
+        cache.flushes,
+        state.app.revocation_publish_failures(),
     );
     let mut res = text.into_response();
     res.headers_mut().insert(

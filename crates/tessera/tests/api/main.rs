@@ -3,10 +3,12 @@
 
 mod account;
 mod auth;
+mod devices;
 mod helpers;
 mod mfa;
 mod ops;
 mod process;
 mod ratelimit;
 mod refresh;
+mod revocation;
 mod rotation;

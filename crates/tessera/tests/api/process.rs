@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     addr: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
+pub(crate) fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tessera-{tag}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -38,7 +38,7 @@ async fn serve(dir: &Path) -> Server {
 }
 
 /// Starts `tessera serve` with extra settings.
-async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
+pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
     let mut child = tessera(dir)
         .args(["serve"])
         .env("TESSERA_LISTEN", "127.0.0.1:0")
@@ -78,10 +78,10 @@ async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
 }
 
 impl Server {
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
-    async fn stop(mut self) -> String {
+    pub(crate) async fn stop(mut self) -> String {
         self.child.kill().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         self.log.lock().unwrap().join("\n")

@@ -1,0 +1,12 @@
+//! Revocation buses (`tessera_app::ports::RevocationBus`): how one node's revocations reach
+//! every node's liveness cache.
+//!
+//! - `redis_bus`: [`RedisBus`], Redis pub/sub on `{prefix}revocations`, with a background
+//!   subscriber that reconnects with backoff and reports each loss.
+//! - `local`: [`LocalBus`], one process only: always subscribed, delivers nothing.
+
+mod local;
+mod redis_bus;
+
+pub use local::LocalBus;
+pub use redis_bus::{RedisBus, RedisBusError};

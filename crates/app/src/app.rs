@@ -91,8 +91,7 @@ impl RequestContext {
     }
 }
 
-/// What a successful login or refresh hands back.
-#[derive(Debug)]
+/// What a successful login or refresh hands back. `Debug` shows no token.
 pub struct Tokens {
     pub access_token: String,
     pub expires_in: i64,
@@ -115,6 +114,17 @@ pub struct App<S> {
     pub(crate) liveness: Arc<LivenessCache>,
     /// How revocations reach the other nodes; `None`: this node is alone with its cache off.
     pub(crate) bus: Option<Arc<dyn RevocationBus>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_token", &self.refresh_token)
+            .field("session_id", &self.session_id)
+            .finish()
+    }
 }
 
 impl<S: Clone> Clone for App<S> {

@@ -50,8 +50,7 @@ impl SecondFactor {
     }
 }
 
-/// What setup hands the user: the secret three ways.
-#[derive(Debug)]
+/// What setup hands the user: the secret three ways. `Debug` shows none of them.
 pub struct TotpSetup {
     pub secret: String,
     pub otpauth_uri: String,
@@ -65,11 +64,25 @@ pub struct MfaPending {
     pub expires_in: i64,
 }
 
-/// A fresh access token after step-up.
-#[derive(Debug)]
+/// A fresh access token after step-up. `Debug` shows no token.
 pub struct SteppedUp {
     pub access_token: String,
     pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TotpSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSetup([redacted])")
+    }
+}
+
+impl std::fmt::Debug for SteppedUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteppedUp")
+            .field("access_token", &"[redacted]")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 impl MfaRecord {
@@ -133,9 +146,7 @@ impl<S: Store> App<S> {
         ctx: &RequestContext,
     ) -> Result<Vec<RecoveryCode>, AppError> {
         let user = self.user(who.user_id).await?;
-        let reserved = self
-            .reserve(&self.mfa_budget(user.id), Subject::User(user.id), ctx)
-            .await?;
+        // A 409 checks no code, so it must not spend the MFA budget: look first.
         let record = self.store.get_mfa(user.id).await?;
         let pending = match record {
             Some(r) if r.enabled() => return Err(AppError::MfaAlreadyEnabled),
@@ -145,6 +156,9 @@ impl<S: Store> App<S> {
             }) => p,
             _ => return Err(AppError::NoPendingSetup),
         };
+        let reserved = self
+            .reserve(&self.mfa_budget(user.id), Subject::User(user.id), ctx)
+            .await?;
         let secret = self.open_secret(user.id, &pending)?;
         let now = self.clock.now();
         let Some(step) = totp::verify(&secret, code, now, None) else {
@@ -421,4 +435,40 @@ fn fresh_recovery_codes() -> Result<Vec<RecoveryCode>, AppError> {
     (0..RECOVERY_CODES)
         .map(|_| random().map(RecoveryCode::from_random))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::ids::SessionId;
+    use tessera_core::secret::RefreshToken;
+
+    #[test]
+    fn debug_output_never_shows_a_token_or_a_secret() {
+        let stepped = SteppedUp {
+            access_token: "eyJ.secret-access.sig".into(),
+            expires_in: 900,
+        };
+        let setup = TotpSetup {
+            secret: "JBSWY3DPEHPK3PXP".into(),
+            otpauth_uri: "otpauth://totp/x?secret=JBSWY3DPEHPK3PXP".into(),
+            qr_svg: "<svg/>".into(),
+        };
+        let refresh = RefreshToken::from_random([5; 32]);
+        let tokens = Tokens {
+            access_token: "eyJ.secret-access.sig".into(),
+            expires_in: 900,
+            refresh_token: refresh.clone(),
+            session_id: SessionId::from_random([1; 16]),
+        };
+        for shown in [
+            format!("{stepped:?}"),
+            format!("{setup:?}"),
+            format!("{tokens:?}"),
+        ] {
+            for secret in ["secret-access", "JBSWY3DPEHPK3PXP", &refresh.expose()] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
 }

@@ -72,6 +72,29 @@ where
     }
 }
 
+/// A query string, refused as 400 `invalid_request` problem details (axum's own
+/// rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|e| {
+                Problem::new(
+                    ProblemCode::InvalidRequest,
+                    format!("the query string is invalid: {}", e.body_text()),
+                )
+            })
+    }
+}
+
 fn too_large() -> Problem {
     Problem::new(
         ProblemCode::PayloadTooLarge,

@@ -1,6 +1,6 @@
 //! The device dashboard API: the caller's sessions and security events.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::extract::{Context, CurrentSession};
+use crate::extract::{ApiQuery, Context, CurrentSession};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
 
@@ -179,7 +179,7 @@ pub struct EventList {
 pub async fn events<S: Store>(
     State(state): State<AppState<S>>,
     CurrentSession(who): CurrentSession,
-    Query(query): Query<EventsQuery>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventList>, Problem> {
     let limit = match query.limit.as_deref() {
         None => 50,

@@ -243,7 +243,7 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(body["events"].as_array().unwrap().len(), 2);
-        for bad in ["0", "201", "ten"] {
+        for bad in ["0", "201", "ten", "1&limit=2"] {
             let res = app
                 .get_auth(&format!("/v1/security-events?limit={bad}"), &at)
                 .await;

@@ -284,6 +284,15 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
+            async fn purge_mfa_challenges(
+                &self,
+                user: ::tessera_core::ids::UserId,
+            ) -> __p::StoreResult<u64> {
+                mfa::purge_challenges(&self.$write, user)
+                    .await
+                    .map_err(store_error)
+            }
+
             async fn consume_mfa_challenge(
                 &self,
                 hash: &::tessera_core::secret::TokenHash,

@@ -64,6 +64,7 @@ impl<S: Store> App<S> {
         let user = self.find_user(target).await?;
         let reason = parse_reason(reason)?;
         let had_factor = self.store.purge_mfa(user.id).await?;
+        self.store.purge_mfa_challenges(user.id).await?;
         let revoked = self.revoke_all(&user, RevokeReason::MfaReset, ctx).await?;
         let detail = serde_json::json!({"actor": actor.detail(), "reason": reason, "had_factor": had_factor, "sessions_revoked": revoked});
         self.record(user.id, EventKind::MfaResetByAdmin, ctx, None, detail)

@@ -2,7 +2,12 @@
 
 use tessera_core::policy::{self, Denial};
 
+use time::Duration;
+
 use crate::app::App;
+
+/// The longest an admin's MFA may be old, whatever the configured policy says.
+const ADMIN_MAX_AGE: Duration = Duration::seconds(300);
 use crate::error::AppError;
 use crate::ports::Store;
 use crate::sessions::Principal;
@@ -31,5 +36,30 @@ impl<S: Store> App<S> {
                 max_age_secs: max_age.whole_seconds(),
             },
         })
+    }
+
+    /// The admin API's check: the configured policy for `action`, and in any case the
+    /// contract's floor — role `admin`, TOTP enrolled, an MFA within 300 s — so a
+    /// permissive `[[step_up]]` file cannot open the admin endpoints wider.
+    pub async fn authorize_admin(&self, who: &Principal, action: &str) -> Result<(), AppError> {
+        self.authorize(who, action).await?;
+        let roles = self.store.list_roles(who.user_id).await?;
+        if !roles.iter().any(|r| r.as_str() == "admin") {
+            return Err(AppError::Forbidden);
+        }
+        if self.mfa_enabled(who.user_id).await?.is_none() {
+            return Err(AppError::MfaEnrollmentRequired);
+        }
+        let now = self.clock.now();
+        let fresh = who
+            .session
+            .mfa_verified_at
+            .is_some_and(|t| now - t <= ADMIN_MAX_AGE);
+        if !fresh {
+            return Err(AppError::StepUpRequired {
+                max_age_secs: ADMIN_MAX_AGE.whole_seconds(),
+            });
+        }
+        Ok(())
     }
 }

@@ -7,6 +7,7 @@ use tessera_core::jwt::Assurance;
 use tessera_core::password::Password;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::RefreshToken;
+use tessera_core::session::RevokeReason;
 
 use crate::app::{App, RequestContext, Tokens, hash_password};
 use crate::error::{AppError, random};
@@ -113,10 +114,17 @@ impl<S: Store> App<S> {
             }
         };
         self.refund(reserved).await;
+        let verified = user.password_hash.clone();
         if self.mfa_enabled(user.id).await?.is_some() {
             let pending = self
                 .begin_mfa_login(&user, input.device_id, input.device_name, ctx)
                 .await?;
+            // As below: a password change that raced this check must not leave a usable
+            // challenge behind (the change purges the challenges it can see).
+            if !self.password_unchanged(&user, &verified).await? {
+                self.store.purge_mfa_challenges(user.id).await?;
+                return Err(AppError::InvalidCredentials);
+            }
             return Ok(LoginOutcome::MfaRequired(pending));
         }
         let tokens = self
@@ -128,7 +136,31 @@ impl<S: Store> App<S> {
                 ctx,
             )
             .await?;
+        // A password change that committed between our check and our insert revoked the
+        // user's sessions before this one existed. Look again: either its revocation saw
+        // this session, or this read sees its new hash — never neither.
+        if !self.password_unchanged(&user, &verified).await? {
+            let now = self.clock.now();
+            if self
+                .store
+                .revoke_session(tokens.session_id, RevokeReason::PasswordChanged, now)
+                .await?
+            {
+                self.revoked(&[tokens.session_id]).await;
+            }
+            return Err(AppError::InvalidCredentials);
+        }
         Ok(LoginOutcome::Authenticated(tokens))
+    }
+
+    /// The user's stored password hash is still the one a login just verified.
+    async fn password_unchanged(
+        &self,
+        user: &UserRecord,
+        verified: &tessera_core::password::PasswordHash,
+    ) -> Result<bool, AppError> {
+        let current = self.store.get_user(user.id).await?.map(|u| u.password_hash);
+        Ok(current.as_ref() == Some(verified))
     }
 
     /// Creates the device's session (superseding an older one on that device) and its tokens.

@@ -200,6 +200,9 @@ impl<S: Store> App<S> {
             )
             .await?;
         self.revoked(&revoked).await;
+        // A login that passed the old password and waits for its second factor must not
+        // complete either.
+        self.store.purge_mfa_challenges(user.id).await?;
         for sid in revoked {
             self.record(
                 user.id,

@@ -225,6 +225,14 @@ pub(super) async fn consume_challenge(
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn purge_challenges(pool: &PgPool, user: UserId) -> Db<u64> {
+    let done = sqlx::query("DELETE FROM mfa_challenges WHERE user_id = $1")
+        .bind(user.as_uuid())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Serialises the transactions that replace the user's code set (see the module doc).
 async fn lock_user(tx: &mut PgConnection, user: UserId) -> Db<()> {
     sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE")

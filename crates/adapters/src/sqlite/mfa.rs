@@ -219,6 +219,14 @@ pub(super) async fn consume_challenge(
     Ok(done.rows_affected() == 1)
 }
 
+pub(super) async fn purge_challenges(pool: &SqlitePool, user: UserId) -> Db<u64> {
+    let done = sqlx::query("DELETE FROM mfa_challenges WHERE user_id = ?1")
+        .bind(user.as_uuid())
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Inside a write transaction: the user's recovery codes become exactly `codes`.
 async fn replace_codes(
     tx: &mut SqliteConnection,

@@ -140,6 +140,10 @@ pub trait MfaStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
+    /// Removes every pending login challenge of the user (a password change or an MFA
+    /// reset makes them stale); returns how many.
+    fn purge_mfa_challenges(&self, user: UserId) -> impl Future<Output = StoreResult<u64>> + Send;
+
     /// Records a successful MFA on a session (step-up): `mfa_verified_at = now` and the
     /// session's assurance becomes AAL2. False when the session is revoked or unknown.
     fn swap_session_mfa(

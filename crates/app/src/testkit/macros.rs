@@ -61,6 +61,7 @@ macro_rules! store_conformance {
                 purging_mfa_removes_everything_and_reports_whether_it_was_enabled,
                 an_mfa_challenge_is_returned_until_it_expires,
                 an_mfa_challenge_is_consumed_once_and_then_no_longer_returned,
+                purging_challenges_removes_the_users_own_only,
                 of_eight_concurrent_consumes_of_one_challenge_exactly_one_wins,
                 recording_mfa_raises_a_live_session_to_aal2_but_not_a_revoked_one,
                 a_sealed_signing_seed_is_swapped_only_from_the_expected_bytes,

@@ -32,7 +32,7 @@ async fn admit<S: Store>(
     action: &str,
     user_id: &str,
 ) -> Result<UserId, Problem> {
-    state.app.authorize(who, action).await?;
+    state.app.authorize_admin(who, action).await?;
     let id: UserId = user_id.parse().map_err(|_| AppError::NotFound)?;
     state.app.find_user(id).await?;
     Ok(id)
@@ -121,12 +121,13 @@ pub async fn set_roles<S: Store>(
     Path(user_id): Path<String>,
     ApiJson(body): ApiJson<RolesBody>,
 ) -> Result<Json<RolesBody>, Problem> {
+    // The admin check comes first: a non-admin learns nothing about the body's rules.
+    let target = admit(&state, &who, "admin.roles", &user_id).await?;
     let roles = body
         .roles
         .iter()
         .map(|r| Role::parse(r).map_err(|e| AppError::invalid("roles", e.0)))
         .collect::<Result<Vec<_>, _>>()?;
-    let target = admit(&state, &who, "admin.roles", &user_id).await?;
     let roles = state
         .app
         .admin_set_roles(&Actor::Admin(who.user_id), target, roles, &ctx)

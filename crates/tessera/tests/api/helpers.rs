@@ -49,6 +49,8 @@ pub struct Options {
     pub master_key: Option<String>,
     /// TESSERA_MASTER_KEY_PREVIOUS (base64 keys).
     pub previous_master_keys: Vec<String>,
+    /// A step-up policy instead of the defaults (as a `[[step_up]]` file would give).
+    pub step_up: Option<tessera_core::policy::StepUpPolicy>,
 }
 
 /// The Redis URL for tests, or None after announcing the skip (a failure under
@@ -113,6 +115,9 @@ impl TestApp {
         config.refresh_retry_window_secs = options.retry_window_secs;
         config.redis_url = redis;
         config.redis_key_prefix = redis_prefix();
+        if let Some(policy) = options.step_up.clone() {
+            config.step_up = policy;
+        }
         config.trusted_proxies = options
             .trusted_proxies
             .iter()

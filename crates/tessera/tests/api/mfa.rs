@@ -824,3 +824,88 @@ both_backends!(
         assert!(String::from_utf8_lossy(&out.stderr).contains("no user with that email address"));
     }
 );
+
+#[tokio::test]
+async fn a_permissive_policy_file_cannot_open_the_admin_api() {
+    use tessera_core::ids::Role;
+    use tessera_core::policy::{ActionPolicy, StepUpPolicy};
+    // A misconfigured policy: support staff, no enrolment, an hour-old MFA is fine.
+    let lax = StepUpPolicy::new(vec![(
+        "admin.*".to_owned(),
+        ActionPolicy {
+            role: Role::parse("support").unwrap(),
+            max_age: time::Duration::hours(1),
+            require_enrollment: false,
+        },
+    )])
+    .unwrap();
+    let options = crate::helpers::Options {
+        step_up: Some(lax),
+        ..Default::default()
+    };
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, options).await else {
+        return;
+    };
+    let (_, support) = app.signed_in_user("d1").await;
+    let at = s(&support, "access_token");
+    let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+    let id = s(&me, "user_id");
+    app.grant_role(&id, "support").await;
+    // The configured policy alone would allow this action...
+    assert_eq!(
+        app.post_auth("/v1/authorize", &at, json!({"action": "admin.roles"}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    // ...but the admin API still demands the admin role, enrolment and a fresh MFA.
+    let res = app
+        .post_auth(
+            &format!("/v1/admin/users/{id}/roles"),
+            &at,
+            json!({"roles": ["admin"]}),
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+    let res = app
+        .post_auth(
+            &format!("/v1/admin/users/{id}/roles"),
+            &at,
+            json!({"roles": ["Not A Role"]}),
+        )
+        .await;
+    assert_problem(res, 403, "forbidden").await;
+    let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+    assert_eq!(me["roles"], json!(["support"]));
+}
+
+both_backends!(
+    an_mfa_token_from_before_a_password_change_cannot_complete_the_login,
+    |app: TestApp| async move {
+        let Some((email, login, secret, _)) = enrolled(&app, "d1").await else {
+            return;
+        };
+        // Someone with the old password reaches the second step on another device...
+        let pending: Value = app
+            .login(&email, PASSWORD, "d2")
+            .await
+            .json()
+            .await
+            .unwrap();
+        // ...then the owner changes the password from their session.
+        let res = app
+            .post_auth(
+                "/v1/me/password",
+                &s(&login, "access_token"),
+                json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        next_step(&app);
+        let Some(code) = oathtool(&secret, app.clock.now()) else {
+            return;
+        };
+        let res = login_mfa(&app, &s(&pending, "mfa_token"), &code).await;
+        assert_problem(res, 401, "invalid_mfa_token").await;
+    }
+);

@@ -436,6 +436,38 @@ pub async fn an_mfa_challenge_is_consumed_once_and_then_no_longer_returned<S: St
     );
 }
 
+/// Purging a user's challenges removes theirs only, and says how many.
+pub async fn purging_challenges_removes_the_users_own_only<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    let other = given_user(&store).await;
+    let mine = [challenge_for(user, T0), challenge_for(user, T0)];
+    let theirs = challenge_for(other, T0);
+    for c in mine.iter().chain([&theirs]) {
+        store.insert_mfa_challenge(c).await.unwrap();
+    }
+    assert_eq!(store.purge_mfa_challenges(user).await.unwrap(), 2);
+    for c in &mine {
+        assert_eq!(
+            store.get_mfa_challenge(&c.token_hash, T0).await.unwrap(),
+            None
+        );
+        assert!(
+            !store
+                .consume_mfa_challenge(&c.token_hash, T0)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(
+        store
+            .get_mfa_challenge(&theirs.token_hash, T0)
+            .await
+            .unwrap(),
+        Some(theirs)
+    );
+    assert_eq!(store.purge_mfa_challenges(user).await.unwrap(), 0);
+}
+
 /// Eight concurrent consumes of one challenge: exactly one wins.
 pub async fn of_eight_concurrent_consumes_of_one_challenge_exactly_one_wins<S: Store>(store: S) {
     let user = given_user(&store).await;

@@ -51,6 +51,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .synchronous(SqliteSynchronous::Normal);
+        create_private(options.get_filename()).map_err(|e| StoreError::Backend(Box::new(e)))?;
         // The writer comes first: it creates the file and switches it to WAL (a lasting
         // property of the file) before any reader opens it.
         let writer = SqlitePoolOptions::new()
@@ -91,6 +92,28 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Creates the database file readable by its owner only (it holds password hashes and
+/// sealed secrets). SQLite gives its `-wal` and `-shm` files the database file's mode, so
+/// they follow. An existing file, or an in-memory database, is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // Another process created it in the meantime: theirs stands.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -151,6 +151,15 @@ async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() 
             std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // The database holds password hashes and sealed secrets: owner only, WAL files too.
+        for file in ["tessera.db", "tessera.db-wal", "tessera.db-shm"] {
+            let mode = std::fs::metadata(dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
     }
     assert!(
         log.contains("DEVELOPMENT MASTER KEY"),

@@ -4,15 +4,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
+use crate::helpers::{PASSWORD, TestApp, assert_cut_off, assert_problem, s};
 
 const FIREFOX_MAC: &str =
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:128.0) Gecko/20100101 Firefox/128.0";
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-
-fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap().to_owned()
-}
 
 /// Signs `email` in on `device` with a given user agent.
 async fn login_as(app: &TestApp, email: &str, device: &str, ua: &str) -> Value {
@@ -93,18 +89,7 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        assert_problem(
-            app.get_auth("/v1/me", &s(&phone, "access_token")).await,
-            401,
-            "session_revoked",
-        )
-        .await;
-        assert_problem(
-            app.refresh(&s(&phone, "refresh_token")).await,
-            401,
-            "session_revoked",
-        )
-        .await;
+        assert_cut_off(&app, &phone).await;
         let list = sessions(&app, &s(&laptop, "access_token")).await;
         assert_eq!(list.len(), 1);
         assert_eq!(list[0]["current"], true);
@@ -183,18 +168,7 @@ both_backends!(
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.json::<Value>().await.unwrap(), json!({"revoked": 2}));
         for other in [&b, &c] {
-            assert_problem(
-                app.get_auth("/v1/me", &s(other, "access_token")).await,
-                401,
-                "session_revoked",
-            )
-            .await;
-            assert_problem(
-                app.refresh(&s(other, "refresh_token")).await,
-                401,
-                "session_revoked",
-            )
-            .await;
+            assert_cut_off(&app, other).await;
         }
         assert_eq!(
             app.get_auth("/v1/me", &s(&a, "access_token"))

@@ -476,3 +476,25 @@ impl Drop for PrivateRedis {
         self.kill();
     }
 }
+
+/// A string field of a JSON body.
+pub fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap().to_owned()
+}
+
+/// The device behind `login` (a login or refresh body) is cut off: its access token and
+/// its refresh token are both refused with `session_revoked`.
+pub async fn assert_cut_off(app: &TestApp, login: &Value) {
+    assert_problem(
+        app.get_auth("/v1/me", &s(login, "access_token")).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&s(login, "refresh_token")).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+}

@@ -7,7 +7,7 @@ use tessera_app::ports::Clock;
 use time::OffsetDateTime;
 
 use crate::both_backends;
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, s};
 
 /// The TOTP code `oathtool` computes for `secret` at `at` (the server's manual clock).
 /// None, after the skip notice, when oathtool is not installed.
@@ -33,10 +33,6 @@ pub(crate) fn oathtool(secret: &str, at: OffsetDateTime) -> Option<String> {
             None
         }
     }
-}
-
-pub(crate) fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap().to_owned()
 }
 
 /// A signed-in user who enrolled TOTP. Returns (email, login body, secret, recovery codes).

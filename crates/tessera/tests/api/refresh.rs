@@ -4,11 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, assert_problem};
-
-fn s(v: &Value, k: &str) -> String {
-    v[k].as_str().unwrap().to_owned()
-}
+use crate::helpers::{Backend, Options, TestApp, assert_problem, s};
 
 both_backends!(
     reused_refresh_token_revokes_the_session,

@@ -13,8 +13,8 @@ use tessera_app::ports::Clock;
 use tessera_core::crypto::MasterKey;
 
 use crate::both_backends;
-use crate::helpers::{Options, TestApp, rand32};
-use crate::mfa::{enrolled, login_mfa, oathtool, s};
+use crate::helpers::{Options, TestApp, rand32, s};
+use crate::mfa::{enrolled, login_mfa, oathtool};
 
 /// The id of a base64 master key, as `MasterKey::id_hex` names it.
 fn key_id(b64: &str) -> String {

@@ -128,6 +128,27 @@ impl<S: Store> App<S> {
         self.store
             .swap_pending_totp(user.id, &sealed, self.clock.now())
             .await?;
+        self.present_setup(&user, &secret)
+    }
+
+    /// The setup still waiting for its confirming code, shown again (a web form that got
+    /// a wrong code must not make the user scan a new QR code). `None`: nothing pending.
+    pub async fn totp_pending_setup(&self, who: &Principal) -> Result<Option<TotpSetup>, AppError> {
+        let user = self.user(who.user_id).await?;
+        match self.store.get_mfa(user.id).await? {
+            Some(r) if r.enabled() => Err(AppError::MfaAlreadyEnabled),
+            Some(MfaRecord {
+                pending_sealed: Some(sealed),
+                ..
+            }) => {
+                let secret = self.open_secret(user.id, &sealed)?;
+                self.present_setup(&user, &secret).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn present_setup(&self, user: &UserRecord, secret: &TotpSecret) -> Result<TotpSetup, AppError> {
         let otpauth_uri = secret.otpauth_uri(&self.settings.issuer, user.email.as_str());
         let qr_svg = qr_svg(&otpauth_uri).map_err(AppError::internal)?;
         Ok(TotpSetup {

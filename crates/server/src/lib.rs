@@ -7,6 +7,7 @@
 //! - `middleware`: request ids, tracing, security headers, latency metrics, panics.
 //! - `metrics`: the Prometheus text exposition.
 //! - `state`: what handlers share.
+//! - `ui`: the account web pages (`/login`, `/account/security`).
 
 pub mod api;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod problem;
 pub mod state;
+pub mod ui;
 
 use axum::Router;
 use axum::http::Request;
@@ -66,6 +68,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(api::admin::router())
         .merge(api::sessions::router())
         .merge(api::ops::router())
+        .merge(ui::router(state.clone()))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -6,12 +6,15 @@ use ipnet::IpNet;
 use tessera_app::App;
 
 use crate::metrics::Metrics;
+use crate::ui::session::RefreshFlights;
 
 pub struct AppState<S> {
     pub app: App<S>,
     pub metrics: Arc<Metrics>,
     /// Peers whose `X-Forwarded-For` is believed (none by default).
     pub trusted_proxies: Arc<Vec<IpNet>>,
+    /// Browser sessions' refresh rotations in flight on this node.
+    pub web: Arc<RefreshFlights>,
 }
 
 impl<S: Clone> Clone for AppState<S> {
@@ -20,6 +23,7 @@ impl<S: Clone> Clone for AppState<S> {
             app: self.app.clone(),
             metrics: Arc::clone(&self.metrics),
             trusted_proxies: Arc::clone(&self.trusted_proxies),
+            web: Arc::clone(&self.web),
         }
     }
 }
@@ -30,6 +34,7 @@ impl<S> AppState<S> {
             app,
             metrics: Arc::new(Metrics::default()),
             trusted_proxies: Arc::new(trusted_proxies),
+            web: Arc::default(),
         }
     }
 }

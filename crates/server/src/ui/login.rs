@@ -1,0 +1,180 @@
+//! `/login` (password), `/login/mfa` (the TOTP step) and `/logout`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+use tessera_app::ports::Store;
+use tessera_app::{AppError, LoginInput, LoginOutcome, Principal, SecondFactor};
+use tessera_core::Email;
+use tessera_core::ids::DeviceId;
+use tessera_core::password::Password;
+use tessera_core::secret::MfaToken;
+
+use super::LOGIN_PATH;
+use super::cookies::{CheckedForm, MFA, NoFields, csrf_token, device_id, expired, host_cookie};
+use super::session::{BrowserTokens, to_account, with_session_cookies, without_session_cookies};
+use super::views::{Failure, LoginMfaPage, LoginPage, page};
+use crate::api::auth::{count_rate_limited, outcome};
+use crate::api::field;
+use crate::extract::Context;
+use crate::state::AppState;
+
+const MFA_STEP_PATH: &str = "/login/mfa";
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default)]
+    pub code: String,
+}
+
+pub async fn login_get<S: Store>(State(state): State<AppState<S>>, jar: CookieJar) -> Response {
+    // Already signed in: nothing to do here. Only the access token is tried; a stale one
+    // gets the form, and the account page refreshes it on the way.
+    if let Some(access) = jar.get(super::cookies::SESSION)
+        && state.app.authenticate(access.value()).await.is_ok()
+    {
+        return to_account().into_response();
+    }
+    let (jar, csrf) = csrf_token(jar);
+    let form = LoginPage {
+        csrf,
+        email: String::new(),
+        error: None,
+    };
+    (jar, page(StatusCode::OK, &form)).into_response()
+}
+
+pub async fn login_post<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    jar: CookieJar,
+    CheckedForm(form): CheckedForm<LoginForm>,
+) -> Response {
+    let (jar, device) = device_id(jar);
+    let result = async {
+        let input = LoginInput {
+            email: Email::parse(&form.email).map_err(field("email"))?,
+            password: Password::presented(form.password).map_err(field("password"))?,
+            device_id: DeviceId::parse(&device).map_err(field("device_id"))?,
+            device_name: None,
+        };
+        state.app.login(input, &ctx).await
+    }
+    .await;
+    state
+        .metrics
+        .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
+    count_rate_limited(&state, &result);
+    match result {
+        Ok(LoginOutcome::Authenticated(tokens)) => {
+            let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens));
+            (jar, to_account()).into_response()
+        }
+        Ok(LoginOutcome::MfaRequired(pending)) => {
+            let cookie = host_cookie(
+                MFA,
+                pending.mfa_token.expose(),
+                Some(time::Duration::seconds(pending.expires_in)),
+            );
+            (jar.add(cookie), Redirect::to(MFA_STEP_PATH)).into_response()
+        }
+        Err(e) => {
+            let (jar, csrf) = csrf_token(jar);
+            let failure = Failure::from_error(e);
+            let form = LoginPage {
+                csrf,
+                email: form.email,
+                error: Some(failure.message.clone()),
+            };
+            (jar, failure.respond(&form)).into_response()
+        }
+    }
+}
+
+pub async fn login_mfa_get(jar: CookieJar) -> Response {
+    if jar.get(MFA).is_none() {
+        return Redirect::to(LOGIN_PATH).into_response();
+    }
+    let (jar, csrf) = csrf_token(jar);
+    (
+        jar,
+        page(StatusCode::OK, &LoginMfaPage { csrf, error: None }),
+    )
+        .into_response()
+}
+
+pub async fn login_mfa_post<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    jar: CookieJar,
+    CheckedForm(form): CheckedForm<CodeForm>,
+) -> Response {
+    let Some(token) = jar.get(MFA).and_then(|c| MfaToken::parse(c.value()).ok()) else {
+        return Redirect::to(LOGIN_PATH).into_response();
+    };
+    let result = async {
+        let code = SecondFactor::parse(&form.code)?;
+        state.app.login_mfa(&token, &code, &ctx).await
+    }
+    .await;
+    state.metrics.inc(
+        "tessera_mfa_total",
+        &[("step", "login"), ("outcome", outcome(&result))],
+    );
+    count_rate_limited(&state, &result);
+    match result {
+        Ok(tokens) => {
+            let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))
+                .add(expired(MFA));
+            (jar, to_account()).into_response()
+        }
+        Err(e @ AppError::InvalidMfaToken) => {
+            // The pending login is gone (expired, used, or undone by a password change):
+            // back to the password step.
+            let (jar, csrf) = csrf_token(jar.add(expired(MFA)));
+            let failure = Failure::from_error(e);
+            let form = LoginPage {
+                csrf,
+                email: String::new(),
+                error: Some(failure.message.clone()),
+            };
+            (jar, failure.respond(&form)).into_response()
+        }
+        Err(e) => {
+            let (jar, csrf) = csrf_token(jar);
+            let failure = Failure::from_error(e);
+            let form = LoginMfaPage {
+                csrf,
+                error: Some(failure.message.clone()),
+            };
+            (jar, failure.respond(&form)).into_response()
+        }
+    }
+}
+
+/// Signs out: the session is revoked on the server, not just forgotten by the browser.
+pub async fn logout_post<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    Extension(who): Extension<Principal>,
+    jar: CookieJar,
+    CheckedForm(NoFields {}): CheckedForm<NoFields>,
+) -> Response {
+    if let Err(e) = state.app.logout(&who, &ctx).await
+        && !matches!(e, AppError::SessionRevoked | AppError::SessionExpired)
+    {
+        return super::views::failure_page(e);
+    }
+    (without_session_cookies(jar), Redirect::to(LOGIN_PATH)).into_response()
+}

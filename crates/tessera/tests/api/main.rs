@@ -3,12 +3,15 @@
 
 mod account;
 mod auth;
+mod browser;
 mod devices;
 mod helpers;
 mod mfa;
 mod ops;
+mod pages;
 mod process;
 mod ratelimit;
 mod refresh;
 mod revocation;
 mod rotation;
+mod web;

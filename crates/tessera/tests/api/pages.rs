@@ -1,0 +1,387 @@
+//! The web pages over plain HTTP: cookies, CSRF, CSP, sign-out and the browser session's
+//! refresh. (What a person sees and clicks is tested in a real browser in `web`.)
+
+use std::collections::BTreeMap;
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, s};
+
+/// A cookie-keeping form client that does not follow redirects, so every answer is seen.
+struct FormClient<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+    /// Every `Set-Cookie` line received, for inspection.
+    set_cookies: Vec<String>,
+}
+
+impl<'a> FormClient<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, headers: &HeaderMap) {
+        for line in headers.get_all(SET_COOKIE) {
+            let line = line.to_str().unwrap().to_owned();
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if line.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+            self.set_cookies.push(line);
+        }
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.get(name).cloned()
+    }
+
+    async fn get(&mut self, path: &str) -> reqwest::Response {
+        let res = self
+            .http
+            .get(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(res.headers());
+        res
+    }
+
+    /// Posts a form with this client's CSRF token, as the page's own form would.
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.cookie("__Host-tessera_csrf").unwrap_or_default();
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &form, &[]).await
+    }
+
+    async fn post_raw(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(self.app.url(path))
+            .header("cookie", self.cookie_header())
+            .form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        self.keep(res.headers());
+        res
+    }
+
+    /// Opens the login page and signs in with the password.
+    async fn sign_in(&mut self, email: &str) -> reqwest::Response {
+        assert_eq!(self.get("/login").await.status(), StatusCode::OK);
+        self.post("/login", &[("email", email), ("password", PASSWORD)])
+            .await
+    }
+}
+
+fn location(res: &reqwest::Response) -> &str {
+    res.headers()["location"].to_str().unwrap()
+}
+
+async fn new_user(app: &TestApp) -> String {
+    let email = format!("web-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    email
+}
+
+#[tokio::test]
+async fn signing_in_sets_only_host_prefixed_httponly_secure_lax_cookies() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    let res = web.sign_in(&email).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/account/security");
+    for name in ["session", "refresh", "device", "csrf"] {
+        assert!(
+            web.cookie(&format!("__Host-tessera_{name}")).is_some(),
+            "{name} cookie missing"
+        );
+    }
+    assert!(web.set_cookies.len() >= 4);
+    for line in &web.set_cookies {
+        assert!(line.starts_with("__Host-"), "{line}");
+        for attr in ["; HttpOnly", "; Secure", "; SameSite=Lax", "; Path=/"] {
+            assert!(line.contains(attr), "{line} lacks {attr}");
+        }
+        assert!(!line.to_ascii_lowercase().contains("domain="), "{line}");
+    }
+    let page = web.get("/account/security").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains(&email));
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.get("/login").await;
+    for token in ["", "forged-but-well-formed-aaaaaaaaaaaaaaaaaaaaaaaaa"] {
+        let res = web
+            .post_raw(
+                "/login",
+                &[("csrf", token), ("email", &email), ("password", PASSWORD)],
+                &[],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert!(res.text().await.unwrap().contains("This form has expired"));
+    }
+    assert!(web.cookie("__Host-tessera_session").is_none());
+    assert_eq!(app.count_events("login_succeeded").await, 0);
+
+    // Signed in, a forged "sign out all other devices" leaves the other device alone.
+    let other = app.login(&email, PASSWORD, "phone").await;
+    let other: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(web.sign_in(&email).await.status(), StatusCode::SEE_OTHER);
+    let res = web
+        .post_raw("/account/security/sessions/revoke-others", &[], &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let me = app.get_auth("/v1/me", &s(&other, "access_token")).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    // The same form with its token works.
+    let res = web
+        .post("/account/security/sessions/revoke-others", &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_cut_off(&app, &other).await;
+}
+
+#[tokio::test]
+async fn a_form_posted_from_another_site_is_refused_even_with_the_token() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.get("/login").await;
+    let csrf = web.cookie("__Host-tessera_csrf").unwrap();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("email", &email),
+        ("password", PASSWORD),
+    ];
+    for headers in [
+        [
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        [
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://evil.example"),
+        ],
+    ] {
+        let res = web.post_raw("/login", &form, &headers).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "refused before the page handler"
+        );
+    }
+    let origin = format!("http://{}", app.addr);
+    let res = web
+        .post_raw(
+            "/login",
+            &form,
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", origin.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_content_security_policy() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    let login = web.get("/login").await;
+    web.post("/login", &[("email", &email), ("password", PASSWORD)])
+        .await;
+    let account = web.get("/account/security").await;
+    for res in [login, account] {
+        let csp = res.headers()["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+            "form-action 'self'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{csp} lacks {directive}");
+        }
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let html = res.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains(" style="),
+            "inline script or style"
+        );
+    }
+    let css = web.get("/static/tessera.css").await;
+    assert_eq!(css.status(), StatusCode::OK);
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_session_on_the_server() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    let tokens = json!({
+        "access_token": web.cookie("__Host-tessera_session").unwrap(),
+        "refresh_token": web.cookie("__Host-tessera_refresh").unwrap(),
+    });
+    let res = web.post("/logout", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/login");
+    assert!(web.cookie("__Host-tessera_session").is_none());
+    assert!(web.cookie("__Host-tessera_refresh").is_none());
+    // Copies of the cookies taken before are worthless: the session itself is gone.
+    assert_cut_off(&app, &tokens).await;
+    let res = web.get("/account/security").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/login");
+}
+
+#[tokio::test]
+async fn the_login_page_answers_429_with_the_wait_when_throttled() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.get("/login").await;
+    for _ in 0..5 {
+        let res = web
+            .post(
+                "/login",
+                &[("email", &email), ("password", "wrong password!")],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("The email address or password is wrong.")
+        );
+    }
+    let res = web
+        .post("/login", &[("email", &email), ("password", PASSWORD)])
+        .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=600).contains(&retry), "{retry}");
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Too many failed attempts. Try again in 10 minutes."),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("value=\"{email}\"")),
+        "the email is kept"
+    );
+    assert!(web.cookie("__Host-tessera_session").is_none());
+}
+
+async fn renews_an_expired_access_cookie_once_for_concurrent_pages(app: TestApp) {
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    let old_refresh = web.cookie("__Host-tessera_refresh").unwrap();
+    app.clock.advance(time::Duration::seconds(901));
+    // Four tabs reload at once with the same expired access token and refresh token.
+    let cookie = web.cookie_header();
+    let pages = futures::future::join_all((0..4).map(|_| {
+        web.http
+            .get(app.url("/account/security"))
+            .header("cookie", cookie.clone())
+            .send()
+    }))
+    .await;
+    let mut renewed = Vec::new();
+    for res in pages {
+        let res = res.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "every tab stays signed in");
+        for line in res.headers().get_all(SET_COOKIE) {
+            let line = line.to_str().unwrap();
+            if let Some(v) = line.strip_prefix("__Host-tessera_refresh=") {
+                renewed.push(v.split(';').next().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(renewed.len(), 4);
+    assert!(
+        renewed
+            .iter()
+            .all(|t| *t == renewed[0] && *t != old_refresh)
+    );
+    assert_eq!(app.count_events("refresh_token_reused").await, 0);
+    let res = app.refresh(&renewed[0]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the one successor is the live token"
+    );
+}
+
+crate::both_backends!(
+    concurrent_pages_renew_an_expired_access_cookie_with_one_rotation,
+    renews_an_expired_access_cookie_once_for_concurrent_pages
+);

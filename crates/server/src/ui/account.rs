@@ -78,13 +78,16 @@ async fn account_page<S: Store>(
         Ok(v) => v,
         Err(e) => return super::views::failure_page(e),
     };
+    let mut devices: Vec<DeviceRow> = devices.into_iter().map(DeviceRow::from).collect();
+    // This device first, then the others, most recently active first (the store's order).
+    devices.sort_by_key(|d| !d.current);
     let (jar, csrf) = csrf_token(jar);
     let view = AccountSecurityPage {
         csrf,
         email: me.user.email.as_str().to_owned(),
         mfa_on,
         recovery_codes_left,
-        devices: devices.into_iter().map(DeviceRow::from).collect(),
+        devices,
         events: events.into_iter().map(EventRow::from).collect(),
         notice,
         error: failure.as_ref().map(|f| f.message.clone()),

@@ -188,10 +188,21 @@ impl Browser {
     /// Clicks `css` and waits until another document has replaced this one and loaded
     /// (a form's POST answered, any redirect followed, or a link followed).
     pub async fn click_and_wait(&self, css: &str) {
+        self.then_new_page(&format!("clicking `{css}`"), self.click(css))
+            .await;
+    }
+
+    /// Types into the focused element (e.g. Enter on a button) and waits for the next page.
+    pub async fn keys_and_wait(&self, text: &str) {
+        self.then_new_page("typing into the focused element", self.keys(text))
+            .await;
+    }
+
+    async fn then_new_page(&self, what: &str, action: impl std::future::Future<Output = ()>) {
         let marker = uuid::Uuid::new_v4().simple().to_string();
         self.execute(&format!("window.__e2eMarker = '{marker}'; return null;"))
             .await;
-        self.click(css).await;
+        action.await;
         let check = format!(
             "return window.__e2eMarker !== '{marker}' && document.readyState === 'complete';"
         );
@@ -200,7 +211,7 @@ impl Browser {
             .await;
         if !ok {
             panic!(
-                "clicking `{css}` loaded no new page; still on {}",
+                "{what} loaded no new page; still on {}",
                 self.where_am_i().await
             );
         }
@@ -229,13 +240,39 @@ impl Browser {
             .unwrap()
     }
 
-    /// Saves a PNG of the viewport to `<workspace>/target/e2e-screenshots/<name>.png`.
+    /// Saves a PNG of the whole page to `<workspace>/target/e2e-screenshots/<name>.png`:
+    /// the window grows to the document's height for the shot (the user guide shows whole
+    /// pages), then returns to its size.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let (width, height) = self.client.get_window_size().await.unwrap();
+        let extra = self
+            .execute(
+                "return Math.max(0, document.documentElement.scrollHeight - window.innerHeight);",
+            )
+            .await
+            .as_u64()
+            .unwrap_or(0);
+        let grown = u32::try_from(height + extra).unwrap();
+        if extra > 0 {
+            self.client
+                .set_window_size(u32::try_from(width).unwrap(), grown)
+                .await
+                .unwrap();
+        }
         let png = self
             .client
             .screenshot()
             .await
             .unwrap_or_else(|e| panic!("screenshot `{name}`: {e}"));
+        if extra > 0 {
+            self.client
+                .set_window_size(
+                    u32::try_from(width).unwrap(),
+                    u32::try_from(height).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -249,6 +286,28 @@ impl Browser {
             Ok(url) => url.to_string(),
             Err(e) => format!("<no URL: {e}>"),
         }
+    }
+
+    /// Types into whatever has the keyboard focus (keys such as `Key::Tab` as their
+    /// `char`s), as a keyboard-only user would.
+    pub async fn keys(&self, text: &str) {
+        let focused = match self.client.active_element().await {
+            Ok(el) => el,
+            Err(e) => panic!("no focused element on {}: {e}", self.where_am_i().await),
+        };
+        focused
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("typing into the focused element: {e}"));
+    }
+
+    /// The focused element's id (empty when it has none).
+    pub async fn focused_id(&self) -> String {
+        self.execute("return document.activeElement ? document.activeElement.id : '';")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// A script's value, or None while no document answers (mid-navigation).

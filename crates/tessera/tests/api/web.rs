@@ -15,7 +15,9 @@ const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS
 /// A server over SQLite, a registered user and a browser; None after a skip notice.
 async fn set_up() -> Option<(TestApp, String, Browser)> {
     let app = TestApp::spawn(Backend::Sqlite).await?;
-    let email = format!("ana-{}@example.com", uuid::Uuid::new_v4().simple());
+    // Each test has its own database, so one readable address serves (it shows in the
+    // screenshots of the user guide).
+    let email = "ana@example.com".to_owned();
     app.register(&email, PASSWORD).await;
     let browser = Browser::start().await?;
     Some((app, email, browser))
@@ -123,6 +125,9 @@ async fn a_user_enables_mfa_and_revokes_another_device_from_the_account_page() {
     let Some((app, email, browser)) = set_up().await else {
         return;
     };
+
+    browser.open(&app, "/login").await;
+    browser.screenshot("login").await;
 
     // Signed in with the password: MFA is off and this browser is the only device.
     sign_in(&browser, &app, &email).await;
@@ -390,5 +395,56 @@ async fn a_revoked_browser_session_is_sent_back_to_sign_in() {
     assert_eq!(browser.path().await, "/login");
     assert_eq!(browser.count("form#login-form").await, 1);
     browser.screenshot("revoked-session-at-login").await;
+    browser.close().await;
+}
+
+const TAB: &str = "\u{e004}";
+const ENTER: &str = "\u{e007}";
+
+/// Sign-in and turning on two-step verification work from the keyboard alone: focus
+/// starts in the first field, Tab follows the visual order, Enter submits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_work_from_the_keyboard_alone() {
+    let Some((app, email, browser)) = set_up().await else {
+        return;
+    };
+    browser.open(&app, "/login").await;
+    assert_eq!(
+        browser.focused_id().await,
+        "email",
+        "focus starts in the form"
+    );
+    browser.keys(&email).await;
+    browser.keys(TAB).await;
+    assert_eq!(browser.focused_id().await, "password");
+    browser.keys(PASSWORD).await;
+    browser.keys(TAB).await;
+    assert_eq!(browser.focused_id().await, "sign-in");
+    browser.keys_and_wait(ENTER).await;
+    assert_eq!(browser.path().await, "/account/security");
+
+    // From the top of the account page: the skip link, sign out, then the MFA button.
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        browser.keys(TAB).await;
+        order.push(browser.focused_id().await);
+    }
+    assert_eq!(
+        order,
+        ["", "sign-out", "enable-mfa"],
+        "skip link, sign out, enable"
+    );
+    browser.keys_and_wait(ENTER).await;
+    assert_eq!(browser.path().await, "/account/security/mfa/setup");
+    assert_eq!(browser.focused_id().await, "confirm-code");
+    let secret = browser.text("#totp-secret").await;
+    let Some(code) = oathtool(&secret, app.clock.now()) else {
+        return;
+    };
+    browser.keys(&code).await;
+    browser.keys_and_wait(ENTER).await;
+    assert_eq!(browser.path().await, "/account/security/mfa/confirm");
+    assert_eq!(browser.texts("ol#recovery-codes li code").await.len(), 10);
+    browser.screenshot("keyboard-recovery-codes").await;
     browser.close().await;
 }

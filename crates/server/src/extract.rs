@@ -30,24 +30,10 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let declared_len = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared_len.is_some_and(|n| n > BODY_LIMIT) {
-            return Err(too_large());
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-            .await
-            .map_err(|_| too_large())?;
+        let content_type = media_type(req.headers());
+        let bytes = read_body(req).await?;
         match content_type.as_deref() {
-            Some(ct) if is_json(ct) => {}
+            Some("application/json") => {}
             None if bytes.is_empty() => {
                 return Err(Problem::new(
                     ProblemCode::InvalidRequest,
@@ -95,21 +81,32 @@ where
     }
 }
 
-fn too_large() -> Problem {
-    Problem::new(
-        ProblemCode::PayloadTooLarge,
-        format!("the body must be at most {BODY_LIMIT} bytes"),
-    )
+/// The body, at most `BODY_LIMIT` bytes (413 otherwise, refused on the declared length
+/// before anything is read when it says so).
+pub(crate) async fn read_body(req: Request) -> Result<axum::body::Bytes, Problem> {
+    let too_large = || {
+        Problem::new(
+            ProblemCode::PayloadTooLarge,
+            format!("the body must be at most {BODY_LIMIT} bytes"),
+        )
+    };
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared_len.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(req.into_body(), BODY_LIMIT)
+        .await
+        .map_err(|_| too_large())
 }
 
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
+/// The `Content-Type` without its parameters, lower-cased (`application/json`).
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
 }
 
 /// Names the field in every case: a missing field is reported by serde itself, a bad

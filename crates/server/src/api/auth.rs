@@ -150,10 +150,7 @@ pub async fn login<S: Store>(
         state.app.login(input, &ctx).await
     }
     .await;
-    state
-        .metrics
-        .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
-    count_rate_limited(&state, &result);
+    observe_login(&state, &result);
     Ok(Json(match result? {
         LoginOutcome::Authenticated(tokens) => LoginResponse::Authenticated(tokens.into()),
         LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(MfaRequiredResponse {
@@ -210,11 +207,7 @@ pub async fn login_mfa<S: Store>(
         state.app.login_mfa(&token, &code, &ctx).await
     }
     .await;
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[("step", "login"), ("outcome", outcome(&result))],
-    );
-    count_rate_limited(&state, &result);
+    observe_mfa(&state, "login", &result);
     Ok(Json(result?.into()))
 }
 
@@ -267,6 +260,27 @@ pub async fn logout<S: Store>(
 ) -> Result<StatusCode, Problem> {
     state.app.logout(&who, &ctx).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Counts a password login by outcome (and a refusal by its budget).
+pub(crate) fn observe_login<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
+    state
+        .metrics
+        .inc("tessera_logins_total", &[("outcome", outcome(result))]);
+    count_rate_limited(state, result);
+}
+
+/// Counts an MFA code check by step and outcome (and a refusal by its budget).
+pub(crate) fn observe_mfa<S, T>(
+    state: &AppState<S>,
+    step: &'static str,
+    result: &Result<T, AppError>,
+) {
+    state.metrics.inc(
+        "tessera_mfa_total",
+        &[("step", step), ("outcome", outcome(result))],
+    );
+    count_rate_limited(state, result);
 }
 
 /// Every refused-unchecked attempt, by the kind of budget that was spent.

@@ -11,7 +11,7 @@ use tessera_core::mfa::recovery::RecoveryCode;
 use tessera_core::mfa::totp::TotpCode;
 use utoipa::ToSchema;
 
-use super::auth::{count_rate_limited, outcome};
+use super::auth::observe_mfa;
 use crate::extract::{ApiJson, Context, CurrentSession};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
@@ -92,7 +92,7 @@ pub async fn confirm<S: Store>(
         state.app.totp_confirm(&who, code, &ctx).await
     }
     .await;
-    observe(&state, "confirm", &result);
+    observe_mfa(&state, "confirm", &result);
     Ok(shown(result?))
 }
 
@@ -125,7 +125,7 @@ pub async fn step_up<S: Store>(
         state.app.step_up(&who, &code, &ctx).await
     }
     .await;
-    observe(&state, "step_up", &result);
+    observe_mfa(&state, "step_up", &result);
     let stepped = result?;
     Ok(Json(StepUpResponse {
         access_token: stepped.access_token,
@@ -155,7 +155,7 @@ pub async fn disable<S: Store>(
         state.app.disable_totp(&who, &code, &ctx).await
     }
     .await;
-    observe(&state, "disable", &result);
+    observe_mfa(&state, "disable", &result);
     result?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -175,12 +175,4 @@ pub async fn regenerate<S: Store>(
     Ok(shown(
         state.app.regenerate_recovery_codes(&who, &ctx).await?,
     ))
-}
-
-fn observe<S, T>(state: &AppState<S>, step: &'static str, result: &Result<T, AppError>) {
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[("step", step), ("outcome", outcome(result))],
-    );
-    count_rate_limited(state, result);
 }

@@ -19,6 +19,7 @@ use super::session::{access_cookie, to_account};
 use super::views::{
     AccountSecurityPage, DeviceRow, EventRow, Failure, MfaSetupPage, RecoveryCodesPage, page,
 };
+use crate::api::auth::observe_mfa;
 use crate::api::field;
 use crate::extract::{ApiQuery, Context};
 use crate::state::AppState;
@@ -130,13 +131,7 @@ pub async fn mfa_confirm_post<S: Store>(
         state.app.totp_confirm(&who, code, &ctx).await
     }
     .await;
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[
-            ("step", "confirm"),
-            ("outcome", crate::api::auth::outcome(&result)),
-        ],
-    );
+    observe_mfa(&state, "confirm", &result);
     match result {
         Ok(codes) => recovery_codes(false, &codes),
         Err(e) => {
@@ -185,13 +180,7 @@ pub async fn recovery_codes_post<S: Store>(
         Ok::<_, AppError>((stepped, codes))
     }
     .await;
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[
-            ("step", "step_up"),
-            ("outcome", crate::api::auth::outcome(&result)),
-        ],
-    );
+    observe_mfa(&state, "step_up", &result);
     match result {
         Ok((stepped, codes)) => {
             let jar =
@@ -215,13 +204,7 @@ pub async fn mfa_disable_post<S: Store>(
         state.app.disable_totp(&who, &code, &ctx).await
     }
     .await;
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[
-            ("step", "disable"),
-            ("outcome", crate::api::auth::outcome(&result)),
-        ],
-    );
+    observe_mfa(&state, "disable", &result);
     match result {
         Ok(()) => with_notice("mfa-disabled").into_response(),
         Err(e) => account_page(&state, &who, jar, None, Some(Failure::from_error(e))).await,

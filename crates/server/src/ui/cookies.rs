@@ -11,9 +11,7 @@
 //! tower-http's `CsrfLayer` (Sec-Fetch-Site / Origin) in front as a second, independent
 //! check. docs/security.md says why both.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use data_encoding::BASE64URL_NOPAD;
@@ -22,7 +20,7 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 use time::Duration;
 
-use crate::extract::BODY_LIMIT;
+use crate::extract::{media_type, read_body};
 use crate::problem::{Problem, ProblemCode};
 
 /// The access token (a short-lived JWT).
@@ -131,31 +129,14 @@ where
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(req.headers());
-        let is_form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !is_form {
+        if media_type(req.headers()).as_deref() != Some("application/x-www-form-urlencoded") {
             return Err(Problem::new(
                 ProblemCode::UnsupportedMediaType,
                 "the body must be an HTML form (application/x-www-form-urlencoded)",
             )
             .into_response());
         }
-        let bytes: Bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT)
-            .await
-            .map_err(|_| {
-                Problem::new(
-                    ProblemCode::PayloadTooLarge,
-                    format!("the body must be at most {BODY_LIMIT} bytes"),
-                )
-                .into_response()
-            })?;
+        let bytes = read_body(req).await.map_err(IntoResponse::into_response)?;
         let presented = serde_urlencoded::from_bytes::<TokenField>(&bytes)
             .map(|t| t.csrf)
             .unwrap_or_default();

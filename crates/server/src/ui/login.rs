@@ -17,7 +17,7 @@ use super::LOGIN_PATH;
 use super::cookies::{CheckedForm, MFA, NoFields, csrf_token, device_id, expired, host_cookie};
 use super::session::{BrowserTokens, to_account, with_session_cookies, without_session_cookies};
 use super::views::{Failure, LoginMfaPage, LoginPage, page};
-use crate::api::auth::{count_rate_limited, outcome};
+use crate::api::auth::{observe_login, observe_mfa};
 use crate::api::field;
 use crate::extract::Context;
 use crate::state::AppState;
@@ -72,10 +72,7 @@ pub async fn login_post<S: Store>(
         state.app.login(input, &ctx).await
     }
     .await;
-    state
-        .metrics
-        .inc("tessera_logins_total", &[("outcome", outcome(&result))]);
-    count_rate_limited(&state, &result);
+    observe_login(&state, &result);
     match result {
         Ok(LoginOutcome::Authenticated(tokens)) => {
             let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens));
@@ -128,11 +125,7 @@ pub async fn login_mfa_post<S: Store>(
         state.app.login_mfa(&token, &code, &ctx).await
     }
     .await;
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[("step", "login"), ("outcome", outcome(&result))],
-    );
-    count_rate_limited(&state, &result);
+    observe_mfa(&state, "login", &result);
     match result {
         Ok(tokens) => {
             let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))

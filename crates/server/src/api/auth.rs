@@ -235,15 +235,20 @@ pub async fn refresh<S: Store>(
         state.app.refresh(&token, &ctx).await
     }
     .await;
+    observe_refresh(&state, &result);
+    Ok(Json(result?.into()))
+}
+
+/// Counts a refresh by outcome, and a detected reuse on its own (operators alert on it).
+pub(crate) fn observe_refresh<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
     state
         .metrics
-        .inc("tessera_refreshes_total", &[("outcome", outcome(&result))]);
+        .inc("tessera_refreshes_total", &[("outcome", outcome(result))]);
     if matches!(result, Err(AppError::RefreshTokenReused)) {
         state
             .metrics
             .inc("tessera_refresh_reuse_detected_total", &[]);
     }
-    Ok(Json(result?.into()))
 }
 
 /// Sign out: revokes the caller's session.

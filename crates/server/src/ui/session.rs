@@ -3,14 +3,15 @@
 //! A page request authenticates the access token exactly like the API does (signature,
 //! expiry, and the session's liveness, so a revoked device is out at once). When the
 //! access token has expired the refresh token is rotated and both cookies are replaced.
-//! Two tabs reloading together would present the same refresh token twice, which the
-//! rotation rules treat as theft; so a node runs one rotation per presented token and
-//! hands its result to every request that presented the same token within a few
-//! seconds. The new tokens live in memory only, keyed by the old token's hash.
+//! Two tabs reloading together present the same refresh token; if each ran its own
+//! rotation the second would look like theft. So while a rotation is running on this
+//! node, a request presenting the same token waits for it and shares its result (in
+//! memory only, keyed by the old token's hash). Once the rotation has finished nothing is
+//! shared any more: a later presentation of the old token goes to the store and the
+//! rotation rules, retry window and reuse detection included, exactly as on the API.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -24,11 +25,9 @@ use tokio::sync::OnceCell;
 
 use super::cookies::{REFRESH, SESSION, expired, host_cookie};
 use super::{ACCOUNT_PATH, LOGIN_PATH};
+use crate::api::auth::observe_refresh;
 use crate::extract::Context;
 use crate::state::AppState;
-
-/// How long a rotation's result answers the same old token on this node.
-const SHARED_FOR: Duration = Duration::from_secs(10);
 
 /// Tokens a browser holds after sign-in or rotation. `Debug` shows none.
 #[derive(Clone)]
@@ -54,9 +53,9 @@ impl From<Tokens> for BrowserTokens {
     }
 }
 
-type Flight = (Instant, Arc<OnceCell<Option<BrowserTokens>>>);
+type Flight = Arc<OnceCell<Option<BrowserTokens>>>;
 
-/// One refresh-token rotation per presented token at a time, on this node.
+/// The refresh-token rotations running on this node, by the presented token's hash.
 #[derive(Default)]
 pub struct RefreshFlights {
     flights: Mutex<HashMap<[u8; 32], Flight>>,
@@ -66,29 +65,41 @@ impl RefreshFlights {
     /// The rotated tokens, or `None` when the refresh token no longer signs anyone in.
     pub async fn rotate<S: Store>(
         &self,
-        app: &App<S>,
+        state: &AppState<S>,
         token: &RefreshToken,
         ctx: &RequestContext,
     ) -> Result<Option<BrowserTokens>, AppError> {
-        let cell = {
-            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-            flights.retain(|_, (started, _)| started.elapsed() < SHARED_FOR);
-            let (_, cell) = flights
-                .entry(*token.hash().as_bytes())
-                .or_insert_with(|| (Instant::now(), Arc::new(OnceCell::new())));
-            Arc::clone(cell)
-        };
-        // An internal error is not remembered: the next request tries again.
+        let key = *token.hash().as_bytes();
+        let cell = Arc::clone(self.lock().entry(key).or_default());
         let outcome = cell
-            .get_or_try_init(|| async {
-                match app.refresh(token, ctx).await {
-                    Ok(tokens) => Ok(Some(BrowserTokens::from(tokens))),
-                    Err(e @ AppError::Internal(_)) => Err(e),
-                    Err(_) => Ok(None),
-                }
+            .get_or_try_init(|| {
+                // Spawned, so a client that goes away mid-rotation cannot leave the token
+                // rotated with nobody holding its successor (the next tab would then be
+                // judged a replay).
+                let (state, token, ctx) = (state.clone(), token.clone(), ctx.clone());
+                let rotation = tokio::spawn(async move {
+                    let result = state.app.refresh(&token, &ctx).await;
+                    observe_refresh(&state, &result);
+                    match result {
+                        Ok(tokens) => Ok(Some(BrowserTokens::from(tokens))),
+                        // Not remembered: the next request tries again.
+                        Err(e @ AppError::Internal(_)) => Err(e),
+                        Err(_) => Ok(None),
+                    }
+                });
+                async move { rotation.await.map_err(AppError::internal)? }
             })
-            .await?;
-        Ok(outcome.clone())
+            .await
+            .cloned();
+        let mut flights = self.lock();
+        if flights.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            flights.remove(&key);
+        }
+        outcome
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Flight>> {
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -147,7 +158,7 @@ pub async fn browser_principal<S: Store>(
     else {
         return Ok(None);
     };
-    let Some(fresh) = state.web.rotate(&state.app, &token, ctx).await? else {
+    let Some(fresh) = state.web.rotate(state, &token, ctx).await? else {
         return Ok(None);
     };
     match state.app.authenticate(&fresh.access_token).await {
@@ -171,15 +182,14 @@ pub async fn require_session<S: Store>(
             req.extensions_mut().insert(who);
             let mut res = next.run(req).await;
             if let Some(fresh) = fresh {
-                // A handler that stepped up has set a newer access token: keep it.
-                let handler_set_session = res
-                    .headers()
-                    .get_all(header::SET_COOKIE)
-                    .iter()
-                    .any(|v| v.as_bytes().starts_with(SESSION.as_bytes()));
-                let mut jar = CookieJar::new().add(refresh_cookie(&state.app, &fresh));
-                if !handler_set_session {
+                // What the handler set wins: a stepped-up access token, or a sign-out
+                // that deleted both cookies.
+                let mut jar = CookieJar::new();
+                if !sets_cookie(&res, SESSION) {
                     jar = jar.add(access_cookie(&fresh.access_token, fresh.access_expires_in));
+                }
+                if !sets_cookie(&res, REFRESH) {
+                    jar = jar.add(refresh_cookie(&state.app, &fresh));
                 }
                 res = (jar, res).into_response();
             }
@@ -188,6 +198,14 @@ pub async fn require_session<S: Store>(
         Ok(None) => (without_session_cookies(jar), Redirect::to(LOGIN_PATH)).into_response(),
         Err(e) => super::views::failure_page(e),
     }
+}
+
+fn sets_cookie(res: &Response, name: &str) -> bool {
+    res.headers().get_all(header::SET_COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .strip_prefix(name.as_bytes())
+            .is_some_and(|rest| rest.starts_with(b"="))
+    })
 }
 
 /// Where a signed-in browser goes.

@@ -5,6 +5,7 @@
 //! for a time step at most once (the store's atomic replay guard), and a recovery code
 //! works once.
 
+use subtle::ConstantTimeEq;
 use tessera_core::event::EventKind;
 use tessera_core::ids::UserId;
 use tessera_core::jwt::Assurance;
@@ -131,9 +132,16 @@ impl<S: Store> App<S> {
         self.present_setup(&user, &secret)
     }
 
-    /// The setup still waiting for its confirming code, shown again (a web form that got
-    /// a wrong code must not make the user scan a new QR code). `None`: nothing pending.
-    pub async fn totp_pending_setup(&self, who: &Principal) -> Result<Option<TotpSetup>, AppError> {
+    /// The setup still waiting for its confirming code, shown again to the page that
+    /// already shows it (a wrong code must not cost a new scan). `shown` is the secret
+    /// that page holds: the pending one is returned only if it is the same, so no other
+    /// session of the user can read a secret it was never shown. `None`: nothing pending,
+    /// or not the secret shown.
+    pub async fn totp_pending_setup(
+        &self,
+        who: &Principal,
+        shown: &str,
+    ) -> Result<Option<TotpSetup>, AppError> {
         let user = self.user(who.user_id).await?;
         match self.store.get_mfa(user.id).await? {
             Some(r) if r.enabled() => Err(AppError::MfaAlreadyEnabled),
@@ -142,6 +150,10 @@ impl<S: Store> App<S> {
                 ..
             }) => {
                 let secret = self.open_secret(user.id, &sealed)?;
+                let same = secret.to_base32().as_bytes().ct_eq(shown.as_bytes());
+                if !bool::from(same) {
+                    return Ok(None);
+                }
                 self.present_setup(&user, &secret).map(Some)
             }
             _ => Ok(None),

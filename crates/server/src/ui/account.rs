@@ -118,13 +118,22 @@ pub async fn mfa_setup_post<S: Store>(
     }
 }
 
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    code: String,
+    /// The secret the set-up page showed, so a failed attempt can show it again.
+    #[serde(default)]
+    secret: String,
+}
+
 /// Confirms set-up with a code from the app; the recovery codes are shown this once.
 pub async fn mfa_confirm_post<S: Store>(
     State(state): State<AppState<S>>,
     Context(ctx): Context,
     Extension(who): Extension<Principal>,
     jar: CookieJar,
-    CheckedForm(form): CheckedForm<CodeForm>,
+    CheckedForm(form): CheckedForm<ConfirmForm>,
 ) -> Response {
     let result = async {
         let code = TotpCode::parse(&form.code).map_err(field("code"))?;
@@ -137,7 +146,7 @@ pub async fn mfa_confirm_post<S: Store>(
         Err(e) => {
             let failure = Failure::from_error(e);
             // Show the same secret again: a typo must not cost a new scan.
-            match state.app.totp_pending_setup(&who).await {
+            match state.app.totp_pending_setup(&who, &form.secret).await {
                 Ok(Some(setup)) => {
                     let (jar, csrf) = csrf_token(jar);
                     let view = MfaSetupPage::new(csrf, setup, Some(failure.message.clone()));

@@ -14,8 +14,12 @@ use tessera_core::password::Password;
 use tessera_core::secret::MfaToken;
 
 use super::LOGIN_PATH;
-use super::cookies::{CheckedForm, MFA, NoFields, csrf_token, device_id, expired, host_cookie};
-use super::session::{BrowserTokens, to_account, with_session_cookies, without_session_cookies};
+use super::cookies::{
+    CheckedForm, MFA, NoFields, SESSION, csrf_token, device_id, expired, host_cookie,
+};
+use super::session::{
+    BrowserTokens, browser_principal, to_account, with_session_cookies, without_session_cookies,
+};
 use super::views::{Failure, LoginMfaPage, LoginPage, page};
 use crate::api::auth::{observe_login, observe_mfa};
 use crate::api::field;
@@ -38,13 +42,19 @@ pub struct CodeForm {
     pub code: String,
 }
 
-pub async fn login_get<S: Store>(State(state): State<AppState<S>>, jar: CookieJar) -> Response {
-    // Already signed in: nothing to do here. Only the access token is tried; a stale one
-    // gets the form, and the account page refreshes it on the way.
-    if let Some(access) = jar.get(super::cookies::SESSION)
-        && state.app.authenticate(access.value()).await.is_ok()
-    {
-        return to_account().into_response();
+pub async fn login_get<S: Store>(
+    State(state): State<AppState<S>>,
+    Context(ctx): Context,
+    jar: CookieJar,
+) -> Response {
+    // Already signed in: nothing to do here.
+    match browser_principal(&state, &jar, &ctx).await {
+        Ok(Some((_, None))) => return to_account().into_response(),
+        Ok(Some((_, Some(fresh)))) => {
+            let jar = with_session_cookies(jar, &state.app, &fresh);
+            return (jar, to_account()).into_response();
+        }
+        Ok(None) | Err(_) => {}
     }
     let (jar, csrf) = csrf_token(jar);
     let form = LoginPage {
@@ -61,6 +71,13 @@ pub async fn login_post<S: Store>(
     jar: CookieJar,
     CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Response {
+    // Someone else signing in on this browser ends the session it still holds, rather than
+    // leaving it live and listed on the other account.
+    if let Some(access) = jar.get(SESSION)
+        && let Ok(previous) = state.app.authenticate(access.value()).await
+    {
+        state.app.logout(&previous, &ctx).await.ok();
+    }
     let (jar, device) = device_id(jar);
     let result = async {
         let input = LoginInput {
@@ -75,7 +92,8 @@ pub async fn login_post<S: Store>(
     observe_login(&state, &result);
     match result {
         Ok(LoginOutcome::Authenticated(tokens)) => {
-            let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens));
+            let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))
+                .add(expired(MFA));
             (jar, to_account()).into_response()
         }
         Ok(LoginOutcome::MfaRequired(pending)) => {

@@ -48,11 +48,15 @@ const FIREFOX_MAC: &str =
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
 
 fn account(devices: Vec<DeviceRow>, mfa_on: bool) -> String {
+    account_with_codes(devices, mfa_on, 10)
+}
+
+fn account_with_codes(devices: Vec<DeviceRow>, mfa_on: bool, left: u32) -> String {
     AccountSecurityPage {
         csrf: CSRF.into(),
         email: "ana@example.com".into(),
         mfa_on,
-        recovery_codes_left: 10,
+        recovery_codes_left: left,
         devices,
         events: Vec::new(),
         notice: None,
@@ -265,4 +269,14 @@ fn waits_are_rounded_up_for_people() {
     assert_eq!(wait(60), "1 minute");
     assert_eq!(wait(61), "2 minutes");
     assert_eq!(wait(600), "10 minutes");
+}
+
+#[test]
+fn running_out_of_recovery_codes_is_called_out() {
+    let me = || vec![session(1, None, FIREFOX_MAC, true)];
+    assert!(!account_with_codes(me(), true, 3).contains("codes-low"));
+    let low = account_with_codes(me(), true, 2);
+    assert!(low.contains("id=\"codes-low\""));
+    assert!(low.contains("2 unused recovery codes left."));
+    assert!(account_with_codes(me(), true, 1).contains("1 unused recovery code left."));
 }

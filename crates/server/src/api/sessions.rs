@@ -25,7 +25,7 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
 }
 
 /// RFC 3339 in UTC.
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

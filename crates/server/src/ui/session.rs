@@ -82,7 +82,7 @@ impl RefreshFlights {
                     observe_refresh(&state, &result);
                     match result {
                         Ok(tokens) => Ok(Some(BrowserTokens::from(tokens))),
-                        // Not remembered: the next request tries again.
+                        // Not shared: a request waiting on this flight tries again.
                         Err(e @ AppError::Internal(_)) => Err(e),
                         Err(_) => Ok(None),
                     }

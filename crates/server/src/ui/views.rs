@@ -313,10 +313,10 @@ impl Stamp {
             t.hour(),
             t.minute()
         );
-        let iso = t
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        Self { text, iso }
+        Self {
+            text,
+            iso: crate::api::sessions::rfc3339(t),
+        }
     }
 }
 

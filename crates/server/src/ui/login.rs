@@ -14,9 +14,7 @@ use tessera_core::password::Password;
 use tessera_core::secret::MfaToken;
 
 use super::LOGIN_PATH;
-use super::cookies::{
-    CheckedForm, MFA, NoFields, SESSION, csrf_token, device_id, expired, host_cookie,
-};
+use super::cookies::{CheckedForm, MFA, NoFields, csrf_token, device_id, expired, host_cookie};
 use super::session::{
     BrowserTokens, browser_principal, to_account, with_session_cookies, without_session_cookies,
 };
@@ -73,9 +71,7 @@ pub async fn login_post<S: Store>(
 ) -> Response {
     // Someone else signing in on this browser ends the session it still holds, rather than
     // leaving it live and listed on the other account.
-    if let Some(access) = jar.get(SESSION)
-        && let Ok(previous) = state.app.authenticate(access.value()).await
-    {
+    if let Ok(Some((previous, _))) = browser_principal(&state, &jar, &ctx).await {
         state.app.logout(&previous, &ctx).await.ok();
     }
     let (jar, device) = device_id(jar);

@@ -6,22 +6,28 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::json;
+use tessera_app::ports::Clock;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, s};
 
 /// A cookie-keeping form client that does not follow redirects, so every answer is seen.
-struct FormClient<'a> {
-    app: &'a TestApp,
+pub(crate) struct FormClient {
+    /// `http://host:port` of the server.
+    base: String,
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
     /// Every `Set-Cookie` line received, for inspection.
     set_cookies: Vec<String>,
 }
 
-impl<'a> FormClient<'a> {
-    fn new(app: &'a TestApp) -> Self {
+impl FormClient {
+    fn new(app: &TestApp) -> Self {
+        Self::at(app.url(""))
+    }
+
+    pub(crate) fn at(base: String) -> Self {
         Self {
-            app,
+            base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -60,7 +66,7 @@ impl<'a> FormClient<'a> {
     async fn get(&mut self, path: &str) -> reqwest::Response {
         let res = self
             .http
-            .get(self.app.url(path))
+            .get(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
             .send()
             .await
@@ -85,7 +91,7 @@ impl<'a> FormClient<'a> {
     ) -> reqwest::Response {
         let mut req = self
             .http
-            .post(self.app.url(path))
+            .post(format!("{}{path}", self.base))
             .header("cookie", self.cookie_header())
             .form(form);
         for (k, v) in headers {
@@ -96,12 +102,43 @@ impl<'a> FormClient<'a> {
         res
     }
 
-    /// Opens the login page and signs in with the password.
+    /// Opens the login page and signs in with the tests' password.
     async fn sign_in(&mut self, email: &str) -> reqwest::Response {
+        self.sign_in_with(email, PASSWORD).await
+    }
+
+    pub(crate) async fn sign_in_with(&mut self, email: &str, password: &str) -> reqwest::Response {
         assert_eq!(self.get("/login").await.status(), StatusCode::OK);
-        self.post("/login", &[("email", email), ("password", PASSWORD)])
+        self.post("/login", &[("email", email), ("password", password)])
             .await
     }
+
+    /// The value of every cookie set so far, deletions (empty values) left out.
+    pub(crate) fn values_set(&self) -> Vec<String> {
+        self.set_cookies
+            .iter()
+            .filter_map(|line| line.split(';').next()?.split_once('='))
+            .map(|(_, v)| v.to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+}
+
+/// The TOTP secret a set-up page shows as text.
+fn shown_secret(html: &str) -> String {
+    html.split("id=\"totp-secret\" aria-describedby=\"secret-grouped\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// The recovery codes a page lists.
+fn listed_codes(html: &str) -> Vec<String> {
+    html.split("<li><code>")
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap().to_owned())
+        .collect()
 }
 
 fn location(res: &reqwest::Response) -> &str {
@@ -446,12 +483,7 @@ async fn a_failed_confirm_shows_the_secret_again_only_to_the_page_that_showed_it
     owner.sign_in(&email).await;
     let setup = owner.post("/account/security/mfa/setup", &[]).await;
     let html = setup.text().await.unwrap();
-    let secret = html
-        .split("id=\"totp-secret\" aria-describedby=\"secret-grouped\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap()
-        .to_owned();
+    let secret = shown_secret(&html);
     // Another session of the same user (signed in with the password alone).
     let mut other = FormClient::new(&app);
     other.sign_in(&email).await;
@@ -522,4 +554,128 @@ async fn someone_else_signing_in_on_the_same_browser_ends_the_previous_session()
     assert_cut_off(&app, &tokens).await;
     let page = web.get("/account/security").await.text().await.unwrap();
     assert!(page.contains(&second) && !page.contains(&first));
+}
+
+#[tokio::test]
+async fn someone_else_signing_in_after_the_access_cookie_expired_still_ends_the_previous_session() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let first = new_user(&app).await;
+    let second = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&first).await;
+    app.clock.advance(time::Duration::seconds(901));
+    let res = web
+        .post("/login", &[("email", &second), ("password", PASSWORD)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // The first user's session (its refresh cookie rotated on the way) has ended: signing
+    // in again elsewhere, only that new sign-in is listed.
+    let mut again = FormClient::new(&app);
+    again.sign_in(&first).await;
+    let listed = again.get("/account/security").await.text().await.unwrap();
+    assert_eq!(
+        listed.matches("data-session-id=").count(),
+        1,
+        "only the new sign-in is live: {listed}"
+    );
+}
+
+/// Enables TOTP through the pages; returns the secret and the recovery codes shown.
+async fn enable_mfa_through_the_pages(
+    app: &TestApp,
+    web: &mut FormClient,
+) -> Option<(String, Vec<String>)> {
+    let setup = web.post("/account/security/mfa/setup", &[]).await;
+    let secret = shown_secret(&setup.text().await.unwrap());
+    let code = crate::mfa::oathtool(&secret, app.clock.now())?;
+    let res = web
+        .post(
+            "/account/security/mfa/confirm",
+            &[("code", &code), ("secret", &secret)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let codes = listed_codes(&res.text().await.unwrap());
+    assert_eq!(codes.len(), 10);
+    Some((secret, codes))
+}
+
+#[tokio::test]
+async fn new_recovery_codes_from_the_page_replace_the_old_ones_after_a_code() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    let Some((secret, first_codes)) = enable_mfa_through_the_pages(&app, &mut web).await else {
+        return;
+    };
+    // A wrong code changes nothing and says so on the account page.
+    let res = web
+        .post(
+            "/account/security/mfa/recovery-codes",
+            &[("code", "000000")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.text().await.unwrap().contains("That code is wrong"));
+    assert_eq!(app.count_events("recovery_codes_regenerated").await, 0);
+
+    app.clock.advance(time::Duration::seconds(30));
+    let code = crate::mfa::oathtool(&secret, app.clock.now()).unwrap();
+    let before = web.cookie("__Host-tessera_session").unwrap();
+    let res = web
+        .post("/account/security/mfa/recovery-codes", &[("code", &code)])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Your new recovery codes"));
+    let codes = listed_codes(&html);
+    assert_eq!(codes.len(), 10);
+    assert!(
+        codes.iter().all(|c| !first_codes.contains(c)),
+        "new codes, not the old ones"
+    );
+    assert_eq!(app.count_events("recovery_codes_regenerated").await, 1);
+    let after = web.cookie("__Host-tessera_session").unwrap();
+    assert_ne!(
+        after, before,
+        "the stepped-up access token replaces the old one"
+    );
+    let me: serde_json::Value = app.get_auth("/v1/me", &after).await.json().await.unwrap();
+    assert_eq!(me["mfa"]["recovery_codes_remaining"], 10, "{me}");
+}
+
+#[tokio::test]
+async fn turning_mfa_off_from_the_page_needs_a_code() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    let Some((secret, _)) = enable_mfa_through_the_pages(&app, &mut web).await else {
+        return;
+    };
+    let res = web
+        .post("/account/security/mfa/disable", &[("code", "000000")])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.count_events("mfa_disabled").await, 0);
+
+    app.clock.advance(time::Duration::seconds(30));
+    let code = crate::mfa::oathtool(&secret, app.clock.now()).unwrap();
+    let res = web
+        .post("/account/security/mfa/disable", &[("code", &code)])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/account/security?notice=mfa-disabled");
+    let page = web.get(location(&res).to_owned().as_str()).await;
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Two-step verification is off."));
+    assert!(html.contains("id=\"enable-mfa\""));
+    assert_eq!(app.count_events("mfa_disabled").await, 1);
 }

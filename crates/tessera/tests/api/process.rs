@@ -136,7 +136,14 @@ async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() 
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The sign-in page too: its cookies hold the same kinds of secret.
-    let page_cookies = sign_in_through_the_page(&server, "log@example.com", password).await;
+    let mut page = crate::pages::FormClient::at(server.url(""));
+    let res = page.sign_in_with("log@example.com", password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let page_cookies = page.values_set();
+    assert!(
+        page_cookies.len() >= 4,
+        "session, refresh, device and CSRF cookies"
+    );
 
     let key_path = dir.join("tessera-master.key");
     let master_key = std::fs::read_to_string(&key_path).unwrap();
@@ -182,48 +189,6 @@ async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() 
         assert!(!log.contains(secret), "a secret reached the log:\n{log}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Signs in through `/login` as a browser would; returns the values of every cookie set.
-async fn sign_in_through_the_page(server: &Server, email: &str, password: &str) -> Vec<String> {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let values = |res: &reqwest::Response| -> Vec<(String, String)> {
-        res.headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| {
-                let pair = v.to_str().unwrap().split(';').next().unwrap();
-                let (k, v) = pair.split_once('=').unwrap();
-                (k.to_owned(), v.to_owned())
-            })
-            .collect()
-    };
-    let page = client.get(server.url("/login")).send().await.unwrap();
-    let mut cookies = values(&page);
-    let csrf = cookies[0].1.clone();
-    let res = client
-        .post(server.url("/login"))
-        .header("cookie", format!("__Host-tessera_csrf={csrf}"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("email", email),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    cookies.extend(values(&res));
-    assert!(cookies.iter().any(|(k, _)| k == "__Host-tessera_refresh"));
-    // Deletions (an empty value) carry nothing to leak.
-    cookies
-        .into_iter()
-        .map(|(_, v)| v)
-        .filter(|v| !v.is_empty())
-        .collect()
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use tessera_core::ids::{SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance, Expectations, SigningKey, verify};
 use tessera_core::mfa::totp::{TotpCode, TotpSecret, code_at_step, step_at, verify as totp_verify};
 use tessera_core::password::{Password, hash, verify as password_verify};
-use tessera_core::ratelimit::{Policy, decide as limit_decide};
+use tessera_core::ratelimit::{Attempt, Policy, decide as limit_decide};
 use tessera_core::session::rotation::{PresentedToken, decide};
 use tessera_core::session::{RevokeReason, SessionState};
 use time::macros::datetime;
@@ -71,7 +71,9 @@ fn decisions(c: &mut Criterion) {
     c.bench_function("rotation_decide", |b| {
         b.iter(|| decide(black_box(&rotated), &session, NOW, Duration::seconds(10)))
     });
-    let counted: Vec<OffsetDateTime> = (0..10).map(|i| NOW - Duration::seconds(i * 30)).collect();
+    let counted: Vec<Attempt> = (0..10)
+        .map(|i| Attempt::failed(NOW - Duration::seconds(i * 30)))
+        .collect();
     c.bench_function("ratelimit_decide_full_window", |b| {
         b.iter(|| limit_decide(black_box(&counted), NOW, Policy::LOGIN_PER_ACCOUNT))
     });

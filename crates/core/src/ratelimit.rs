@@ -1,18 +1,30 @@
-//! Rate-limit decisions: an exact sliding-window log.
+//! Rate-limit decisions: an exact sliding-window log of attempts, each either still being
+//! checked (pending) or a counted failure.
 //!
 //! ```text
-//!   attempt ──► [room in window] ──► Allow (the attempt is counted: a reservation)
-//!          └──► [window full]    ──► Deny{retry_after}   (nothing is counted)
-//!   reservation ──release──► gone   (a success refunds its own slot, nothing more)
+//!   attempt ──► [room in window]                ──► Allow  (counted as pending: a reservation)
+//!          ├──► [full, fewer than limit failed] ──► Busy   (nothing counted: wait for the
+//!          │                                               pending ones, then ask again)
+//!          └──► [limit failures in window]      ──► Deny{retry_after} (nothing counted)
+//!   pending ──release──► gone       (a success refunds its own slot, nothing more)
+//!   pending ──fail─────► failed     (keeps its slot for the rest of the window)
+//!   pending ──[PENDING_LEASE passes unsettled]──► counts as failed (a crashed node, a lost
+//!                                                  request: never a free attempt)
 //! ```
 //!
-//! "At most `limit` counted attempts in any window of `window`": an attempt is counted
-//! when it is allowed, before the password is checked, so concurrent attempts cannot
-//! overshoot the limit. Both limiter backends (in-process and the Redis script) apply
-//! exactly these rules, with `now` passed in, and one conformance suite checks that they
-//! decide alike.
+//! "At most `limit` attempts reach the check in any window of `window`": an attempt holds
+//! a slot from the moment it is allowed, before the password is checked, so concurrent
+//! attempts cannot overshoot the limit. "Only failures lock out": an attempt that finds the
+//! window full of attempts still in flight is told to wait for their outcome (`Busy`),
+//! not refused, so concurrent correct logins from one address all get through. Both
+//! limiter backends (in-process and the Redis script) apply exactly these rules, with
+//! `now` passed in, and one conformance suite checks that they decide alike.
 
 use time::{Duration, OffsetDateTime};
+
+/// How long an attempt may stay pending before it counts as a failure. Longer than any
+/// password check can take (the hashing queue's wait is capped well below it).
+pub const PENDING_LEASE: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -31,16 +43,35 @@ impl Policy {
         limit: 10,
         window: Duration::minutes(10),
     };
+    /// Password login presenting a known-device token: 5 in 10 minutes per token.
+    pub const LOGIN_PER_DEVICE: Policy = Policy {
+        limit: 5,
+        window: Duration::minutes(10),
+    };
+    /// Password checks from one live session (password change, factor binding): 5 in 10
+    /// minutes per session.
+    pub const PASSWORD_PER_SESSION: Policy = Policy {
+        limit: 5,
+        window: Duration::minutes(10),
+    };
     /// MFA code failures per user: 5 in 10 minutes.
     pub const MFA_PER_USER: Policy = Policy {
         limit: 5,
         window: Duration::minutes(10),
+    };
+    /// Registration attempts per client network, whatever their outcome: 10 an hour.
+    pub const REGISTER_PER_IP: Policy = Policy {
+        limit: 10,
+        window: Duration::hours(1),
     };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Allow,
+    /// The window is full, but not of failures: attempts still being checked hold the
+    /// slots. Ask again once they have settled.
+    Busy,
     /// The earliest moment an attempt can succeed is `retry_after` from now.
     Deny {
         retry_after: Duration,
@@ -56,22 +87,51 @@ impl Decision {
     }
 }
 
-/// Decides on an attempt at `now` given the times of the attempts already counted for
-/// the key (in any order; entries that have left the window are ignored).
-pub fn decide(counted: &[OffsetDateTime], now: OffsetDateTime, policy: Policy) -> Decision {
-    let mut live: Vec<OffsetDateTime> = counted
+/// One counted attempt: when it was allowed, and whether its check has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: OffsetDateTime,
+    pub failed: bool,
+}
+
+impl Attempt {
+    pub fn pending(at: OffsetDateTime) -> Self {
+        Self { at, failed: false }
+    }
+
+    pub fn failed(at: OffsetDateTime) -> Self {
+        Self { at, failed: true }
+    }
+
+    /// Whether it counts as a failure at `now`: failed, or pending past its lease.
+    pub fn counts_as_failure(&self, now: OffsetDateTime) -> bool {
+        self.failed || self.at + PENDING_LEASE <= now
+    }
+}
+
+/// Decides on an attempt at `now` given the attempts already counted for the key (in any
+/// order; entries that have left the window are ignored).
+pub fn decide(counted: &[Attempt], now: OffsetDateTime, policy: Policy) -> Decision {
+    let live: Vec<&Attempt> = counted
         .iter()
-        .copied()
-        .filter(|t| *t + policy.window > now)
+        .filter(|a| a.at + policy.window > now)
         .collect();
     let limit = usize::try_from(policy.limit).unwrap_or(usize::MAX);
     if live.len() < limit {
         return Decision::Allow;
     }
-    live.sort_unstable();
-    // Room appears when enough of the oldest entries have aged out to leave limit - 1.
-    let pivot = live.len() - limit;
-    let frees_at = live.get(pivot).copied().unwrap_or(now) + policy.window;
+    let mut failures: Vec<OffsetDateTime> = live
+        .iter()
+        .filter(|a| a.counts_as_failure(now))
+        .map(|a| a.at)
+        .collect();
+    if failures.len() < limit {
+        return Decision::Busy;
+    }
+    failures.sort_unstable();
+    // Room appears when enough of the oldest failures have aged out to leave limit - 1.
+    let pivot = failures.len() - limit;
+    let frees_at = failures.get(pivot).copied().unwrap_or(now) + policy.window;
     Decision::Deny {
         retry_after: frees_at - now,
     }
@@ -148,8 +208,62 @@ mod tests {
             ),
         ];
         for (name, counted, now, want) in cases {
-            assert_eq!(&decide(counted, *now, P), want, "{name}");
+            let failed: Vec<Attempt> = counted.iter().map(|at| Attempt::failed(*at)).collect();
+            assert_eq!(&decide(&failed, *now, P), want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_window_full_of_pending_attempts_is_busy_not_denied() {
+        let pending = [
+            Attempt::pending(at(0)),
+            Attempt::pending(at(1)),
+            Attempt::pending(at(2)),
+        ];
+        assert_eq!(decide(&pending, at(3), P), Decision::Busy);
+        let mixed = [
+            Attempt::failed(at(0)),
+            Attempt::failed(at(1)),
+            Attempt::pending(at(2)),
+        ];
+        assert_eq!(decide(&mixed, at(3), P), Decision::Busy);
+        let two_pending = [Attempt::pending(at(0)), Attempt::pending(at(1))];
+        assert_eq!(decide(&two_pending, at(3), P), Decision::Allow);
+    }
+
+    #[test]
+    fn a_pending_attempt_counts_as_a_failure_once_its_lease_has_passed() {
+        let lease = PENDING_LEASE.whole_seconds();
+        let attempts = [
+            Attempt::failed(at(0)),
+            Attempt::failed(at(1)),
+            Attempt::pending(at(2)),
+        ];
+        assert_eq!(decide(&attempts, at(2 + lease - 1), P), Decision::Busy);
+        assert_eq!(
+            decide(&attempts, at(2 + lease), P),
+            Decision::Deny {
+                retry_after: Duration::seconds(600 - 2 - lease)
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_counts_failures_only() {
+        // Four live entries, limit 3: the failures at 0, 60 and 120 set the retry, not the
+        // attempt still pending since 150 (when it succeeds it frees nothing more).
+        let attempts = [
+            Attempt::failed(at(0)),
+            Attempt::failed(at(60)),
+            Attempt::failed(at(120)),
+            Attempt::pending(at(150)),
+        ];
+        assert_eq!(
+            decide(&attempts, at(180), P),
+            Decision::Deny {
+                retry_after: Duration::seconds(420)
+            }
+        );
     }
 
     #[test]
@@ -175,6 +289,12 @@ pub enum LimitKey {
     LoginAccount { account: String, provider: String },
     /// MFA code failures of one user (login second step, confirm, step-up, disable).
     MfaUser { user: String },
+    /// Password attempts presenting one known-device token (its id, not the token).
+    LoginDevice { token: String },
+    /// Password checks made from one live session (password change, factor binding).
+    Session { session: String },
+    /// Registration attempts from one client network, whatever their outcome.
+    RegisterIp { network: String },
 }
 
 impl LimitKey {
@@ -198,12 +318,33 @@ impl LimitKey {
         }
     }
 
-    /// `ip`, `account` or `mfa`: for logs and metrics.
+    pub fn login_device(token_id: &str) -> Self {
+        Self::LoginDevice {
+            token: token_id.to_owned(),
+        }
+    }
+
+    pub fn session(session: crate::ids::SessionId) -> Self {
+        Self::Session {
+            session: session.to_string(),
+        }
+    }
+
+    pub fn register_ip(ip: std::net::IpAddr) -> Self {
+        Self::RegisterIp {
+            network: network_of(ip),
+        }
+    }
+
+    /// `ip`, `account`, `mfa`, `device`, `session` or `register`: for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::LoginIp { .. } => "ip",
             Self::LoginAccount { .. } => "account",
             Self::MfaUser { .. } => "mfa",
+            Self::LoginDevice { .. } => "device",
+            Self::Session { .. } => "session",
+            Self::RegisterIp { .. } => "register",
         }
     }
 
@@ -213,6 +354,9 @@ impl LimitKey {
             Self::LoginIp { network, provider } => format!("login:ip:{provider}:{network}"),
             Self::LoginAccount { account, provider } => format!("login:acct:{provider}:{account}"),
             Self::MfaUser { user } => format!("mfa:user:{user}"),
+            Self::LoginDevice { token } => format!("login:device:{token}"),
+            Self::Session { session } => format!("pwd:session:{session}"),
+            Self::RegisterIp { network } => format!("register:ip:{network}"),
         }
     }
 }

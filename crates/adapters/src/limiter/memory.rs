@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tessera_app::ports::{BoxFuture, LimiterHealth, RateLimiter, Ticket};
-use tessera_core::ratelimit::{Decision, LimitKey, Policy, decide};
+use tessera_core::ratelimit::{Attempt, Decision, LimitKey, Policy, decide};
 use time::{Duration, OffsetDateTime};
 
 /// How often (in the callers' time) every key is swept for entries that aged out.
@@ -40,13 +40,13 @@ struct State {
 #[derive(Debug)]
 struct Log {
     window: Duration,
-    entries: Vec<(Ticket, OffsetDateTime)>,
+    entries: Vec<(Ticket, Attempt)>,
 }
 
 impl Log {
     fn prune(&mut self, now: OffsetDateTime) {
         let window = self.window;
-        self.entries.retain(|(_, at)| *at + window > now);
+        self.entries.retain(|(_, a)| a.at + window > now);
     }
 }
 
@@ -83,12 +83,12 @@ impl MemoryLimiter {
         });
         log.window = policy.window;
         log.prune(now);
-        let counted: Vec<OffsetDateTime> = log.entries.iter().map(|(_, at)| *at).collect();
+        let counted: Vec<Attempt> = log.entries.iter().map(|(_, a)| *a).collect();
         let decision = decide(&counted, now, policy);
         if decision == Decision::Allow {
-            // A ticket counted again moves to `now` (as a sorted-set member would).
+            // A ticket counted again moves to `now`, pending (as a sorted-set member would).
             log.entries.retain(|(t, _)| *t != ticket);
-            log.entries.push((ticket, now));
+            log.entries.push((ticket, Attempt::pending(now)));
         }
         if log.entries.is_empty() {
             state.logs.remove(&name);
@@ -104,6 +104,16 @@ impl MemoryLimiter {
             log.entries.retain(|(t, _)| *t != ticket);
             if log.entries.is_empty() {
                 state.logs.remove(&name);
+            }
+        }
+    }
+
+    /// [`RateLimiter::fail`], synchronously.
+    pub(crate) fn fail_now(&self, key: &LimitKey, ticket: Ticket) {
+        let mut state = self.lock();
+        if let Some(log) = state.logs.get_mut(&key.storage_name()) {
+            for (_, attempt) in log.entries.iter_mut().filter(|(t, _)| *t == ticket) {
+                attempt.failed = true;
             }
         }
     }
@@ -162,6 +172,11 @@ impl RateLimiter for MemoryLimiter {
 
     fn release<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
         self.release_now(key, ticket);
+        Box::pin(std::future::ready(()))
+    }
+
+    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
+        self.fail_now(key, ticket);
         Box::pin(std::future::ready(()))
     }
 

@@ -1,9 +1,10 @@
 //! [`RedisLimiter`]: the rate limiter shared by every node, one Lua script per decision.
 //!
-//! Each key is a sorted set `{prefix}{storage_name}` of counted attempts (member: the
-//! ticket in hex, score: when it was counted, unix microseconds of the `now` passed in),
+//! Each key is a sorted set `{prefix}{storage_name}` of counted attempts (member: `p:`
+//! for pending or `f:` for failed, then the ticket in hex; score: when it was counted,
+//! unix microseconds of the `now` passed in),
 //! expiring on its own one window after the last attempt counted. The script applies
-//! `tessera_core::ratelimit::decide`'s rules atomically (`reserve.lua`); the first-denial
+//! `tessera_core::ratelimit::decide`'s rules atomically (`reserve.lua`, `fail.lua`); the first-denial
 //! marker is `{prefix}{storage_name}:denied` (`first_denial.lua`), holding the instant it
 //! stops being live, so that it too follows the `now` passed in rather than Redis's clock
 //! (its time to live, one window, only cleans it up). Times are kept to the microsecond,
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script};
 use tessera_app::ports::{BoxFuture, LimiterHealth, RateLimiter, Ticket};
-use tessera_core::ratelimit::{Decision, LimitKey, Policy};
+use tessera_core::ratelimit::{Decision, LimitKey, PENDING_LEASE, Policy};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
 
@@ -36,6 +37,7 @@ const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1000
 
 const RESERVE_LUA: &str = include_str!("reserve.lua");
 const FIRST_DENIAL_LUA: &str = include_str!("first_denial.lua");
+const FAIL_LUA: &str = include_str!("fail.lua");
 
 /// The limiter could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,7 @@ struct Inner {
     prefix: String,
     fallback: MemoryLimiter,
     reserve: Script,
+    fail: Script,
     first_denial: Script,
     outage: Outage,
 }
@@ -103,6 +106,7 @@ impl RedisLimiter {
             prefix: key_prefix.to_owned(),
             fallback,
             reserve: Script::new(RESERVE_LUA),
+            fail: Script::new(FAIL_LUA),
             first_denial: Script::new(FIRST_DENIAL_LUA),
             outage: Outage::not_yet_connected(),
         });
@@ -220,10 +224,12 @@ impl Inner {
                     .arg(policy.limit)
                     .arg(ticket.as_hex())
                     .arg(ttl_millis(window))
+                    .arg(micros(PENDING_LEASE))
                     .invoke_async(&mut connection)
                     .await?;
                 match reply.as_slice() {
                     [1, _] => Ok(Decision::Allow),
+                    [2, _] => Ok(Decision::Busy),
                     [0, retry_after] => Ok(Decision::Deny {
                         retry_after: Duration::microseconds(*retry_after),
                     }),
@@ -245,10 +251,27 @@ impl Inner {
         self.fallback.release_now(key, ticket);
         let name = self.key(key);
         self.attempt("release", key.kind(), |mut connection| async move {
+            let hex = ticket.as_hex();
             redis::cmd("ZREM")
                 .arg(&name)
-                .arg(ticket.as_hex())
+                .arg(format!("p:{hex}"))
+                .arg(format!("f:{hex}"))
                 .query_async::<i64>(&mut connection)
+                .await
+                .map_err(CallError::from)
+        })
+        .await;
+    }
+
+    async fn fail(&self, key: &LimitKey, ticket: Ticket) {
+        // The ticket may have been counted by the fallback during an outage.
+        self.fallback.fail_now(key, ticket);
+        let name = self.key(key);
+        self.attempt("fail", key.kind(), |mut connection| async move {
+            self.fail
+                .key(&name)
+                .arg(ticket.as_hex())
+                .invoke_async::<i64>(&mut connection)
                 .await
                 .map_err(CallError::from)
         })
@@ -291,6 +314,10 @@ impl RateLimiter for RedisLimiter {
 
     fn release<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
         Box::pin(self.inner.release(key, ticket))
+    }
+
+    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
+        Box::pin(self.inner.fail(key, ticket))
     }
 
     fn first_denial<'a>(

@@ -85,6 +85,13 @@ impl RateLimiter for RedisOnly {
         })
     }
 
+    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.limiter.fail(key, ticket).await;
+            self.assert_decided_in_redis();
+        })
+    }
+
     fn first_denial<'a>(
         &'a self,
         key: &'a LimitKey,

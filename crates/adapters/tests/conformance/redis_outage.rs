@@ -137,12 +137,17 @@ fn limiter_on(url: &str, prefix: &str) -> RedisLimiter {
     RedisLimiter::new(url, prefix, MemoryLimiter::new()).expect("a valid URL")
 }
 
+/// Reserves `n` attempts a second apart, settling each allowed one as a failure.
 async fn reserve_n(limiter: &RedisLimiter, clock: &ManualClock, n: usize) -> Vec<Decision> {
     let key = ip_key();
     let mut decisions = Vec::new();
     for _ in 0..n {
-        let reserve = limiter.reserve(&key, POLICY, clock.now(), ticket());
-        decisions.push(bounded("reserve", reserve).await);
+        let t = ticket();
+        let decision = bounded("reserve", limiter.reserve(&key, POLICY, clock.now(), t)).await;
+        if decision == Decision::Allow {
+            bounded("fail", limiter.fail(&key, t)).await;
+        }
+        decisions.push(decision);
         clock.advance(Duration::seconds(1));
     }
     decisions
@@ -181,7 +186,7 @@ async fn redis_keys_hold_the_tickets_and_expire_within_the_window() {
     let name = format!("{prefix}{}", key.storage_name());
     let score: Option<f64> = redis::cmd("ZSCORE")
         .arg(&name)
-        .arg(t.as_hex())
+        .arg(format!("p:{}", t.as_hex()))
         .query_async(&mut redis)
         .await
         .unwrap();
@@ -189,7 +194,7 @@ async fn redis_keys_hold_the_tickets_and_expire_within_the_window() {
     assert_eq!(
         score,
         Some(micros as f64),
-        "member = ticket, score = now in µs"
+        "member = p: (pending) and the ticket, score = now in µs"
     );
     for (redis_key, window_ms) in [
         (name.clone(), 600_000),

@@ -31,9 +31,10 @@ pub enum LimiterHealth {
 
 /// Dyn-compatible (boxed futures): the limiter is chosen at start-up from configuration.
 pub trait RateLimiter: Send + Sync + 'static {
-    /// Counts an attempt under `ticket` at `now` if `policy` leaves room for it, atomically
-    /// (concurrent callers on any node cannot overshoot the limit); otherwise counts
-    /// nothing and says when there will be room.
+    /// Counts an attempt under `ticket` at `now`, pending, if `policy` leaves room for it,
+    /// atomically (concurrent callers on any node cannot overshoot the limit); otherwise
+    /// counts nothing and says whether to wait for attempts in flight (`Busy`) or when
+    /// there will be room (`Deny`). The rules are `tessera_core::ratelimit::decide`'s.
     fn reserve<'a>(
         &'a self,
         key: &'a LimitKey,
@@ -44,6 +45,10 @@ pub trait RateLimiter: Send + Sync + 'static {
 
     /// Refunds one counted attempt (a success is not a failure). Unknown tickets are ignored.
     fn release<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()>;
+
+    /// Settles one pending attempt as a failure: it keeps its slot (and its time) for the
+    /// rest of its window. Unknown or already failed tickets are ignored.
+    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()>;
 
     /// True for the first denial of `key` in a window starting now, false for the others
     /// until `window` has passed: a flood is logged and recorded once, not per attempt.

@@ -27,6 +27,8 @@ macro_rules! limiter_conformance {
                 the_limit_is_reached_after_exactly_limit_reservations_with_an_exact_retry_after,
                 an_attempt_is_allowed_again_once_the_oldest_ages_out,
                 every_decision_matches_the_pure_sliding_window_reference,
+                attempts_in_flight_make_others_wait_and_only_failures_deny,
+                an_attempt_left_pending_counts_as_a_failure_after_its_lease,
                 of_thirty_concurrent_reservations_with_limit_five_exactly_five_are_allowed,
                 a_release_refunds_exactly_one_slot,
                 releasing_an_unknown_or_already_released_ticket_changes_nothing,

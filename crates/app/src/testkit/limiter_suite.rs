@@ -5,13 +5,14 @@
 //!
 //! Each backend's decisions are compared with `tessera_core::ratelimit::decide` applied
 //! to a list the test keeps itself, so every backend is proven equal to the maths, and
-//! therefore to every other backend.
+//! therefore to every other backend. Most cases settle each allowed attempt as a failure
+//! at once (`allow_n`); the pending state has cases of its own.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use tessera_core::ids::UserId;
-use tessera_core::ratelimit::{Decision, LimitKey, Policy, decide};
+use tessera_core::ratelimit::{Attempt, Decision, LimitKey, PENDING_LEASE, Policy, decide};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
@@ -46,8 +47,24 @@ fn deny(retry_after: Duration) -> Decision {
     Decision::Deny { retry_after }
 }
 
-/// Reserves `n` attempts at `now`, asserting each is allowed; returns their tickets.
+/// Reserves `n` attempts at `now`, asserting each is allowed, and settles each as a
+/// failure; returns their tickets.
 async fn allow_n<L: RateLimiter>(
+    limiter: &L,
+    key: &LimitKey,
+    policy: Policy,
+    now: OffsetDateTime,
+    n: u32,
+) -> Vec<Ticket> {
+    let tickets = pending_n(limiter, key, policy, now, n).await;
+    for t in &tickets {
+        limiter.fail(key, *t).await;
+    }
+    tickets
+}
+
+/// Reserves `n` attempts at `now`, asserting each is allowed, and leaves them pending.
+async fn pending_n<L: RateLimiter>(
     limiter: &L,
     key: &LimitKey,
     policy: Policy,
@@ -111,10 +128,7 @@ pub async fn an_attempt_is_allowed_again_once_the_oldest_ages_out<L: RateLimiter
         deny(Duration::microseconds(1))
     );
     clock.set(T0 + WINDOW);
-    assert_eq!(
-        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
-        Decision::Allow
-    );
+    allow_n(&limiter, &key, THREE, clock.now(), 1).await;
     // Live now: T0+1m (twice) and T0+10m; room again when both T0+1m entries are gone.
     assert_eq!(
         limiter.reserve(&key, THREE, clock.now(), ticket()).await,
@@ -126,18 +140,24 @@ pub async fn an_attempt_is_allowed_again_once_the_oldest_ages_out<L: RateLimiter
 #[derive(Debug, Clone, Copy)]
 enum Step {
     Advance(Duration),
-    /// Reserve on key 0 or 1 with a new ticket (tickets are numbered in order).
+    /// Reserve on key 0 or 1 with a new ticket (tickets are numbered in order) and, if
+    /// allowed, settle it as a failure at once.
     Reserve(usize, Policy),
-    /// Release ticket number `.1` on key `.0` (it may be denied, released, or another
-    /// key's: then nothing changes).
+    /// Reserve as above and leave the attempt pending.
+    Hold(usize, Policy),
+    /// Settle ticket number `.1` on key `.0` as a failure (it may be denied, failed
+    /// already, released, or another key's: then nothing changes).
+    Fail(usize, usize),
+    /// Release ticket number `.1` on key `.0` (same remark).
     Release(usize, usize),
 }
 
 /// A scripted sequence of clock moves, reservations on two keys with their own windows
-/// (including a lowered and a zero limit) and releases of every sort; every decision
-/// equals `decide` applied to the attempts the test itself recorded as counted.
+/// (including a lowered and a zero limit), attempts left pending (past their lease, too),
+/// failures and releases of every sort; every decision equals `decide` applied to the
+/// attempts the test itself recorded as counted.
 pub async fn every_decision_matches_the_pure_sliding_window_reference<L: RateLimiter>(limiter: L) {
-    use Step::{Advance, Release, Reserve};
+    use Step::{Advance, Fail, Hold, Release, Reserve};
     const A3: Policy = THREE;
     const A2: Policy = Policy {
         limit: 2,
@@ -177,24 +197,36 @@ pub async fn every_decision_matches_the_pure_sliding_window_reference<L: RateLim
         Advance(WINDOW * 2),
         Reserve(0, A0), Reserve(0, A3), Reserve(1, B2),                  // 27, 28, 29
         Release(0, 28), Release(1, 29), Reserve(0, A2), Reserve(1, B2),  // 30, 31
+        Advance(WINDOW * 2),
+        Hold(0, A3), Hold(0, A3), Hold(0, A3), Hold(0, A3),              // 32..35: busy
+        Fail(0, 32), Fail(0, 33), Hold(0, A3),                           // 36: still busy
+        Fail(0, 34), Hold(0, A3), Fail(0, 34),                           // 37: denied
+        Release(0, 33), Hold(0, A3), Hold(0, A3),                        // 38, 39: busy
+        Fail(1, 38), Fail(0, 99), Hold(0, A3),                           // no-ops; 40 busy
+        Advance(PENDING_LEASE - us(1)),
+        Hold(0, A3),                                                     // 41: busy
+        Advance(us(1)),
+        Hold(0, A3), Release(0, 38), Hold(0, A3), Hold(0, A2),           // 42..44
+        Hold(1, B2), Hold(1, B2), Hold(1, B2), Fail(1, 45), Fail(1, 46), // 45..47
+        Hold(1, B2),                                                     // 48: denied
     ];
     let keys = [ip(3), account("reference@example.com")];
     let clock = ManualClock::new(T0);
     let mut tickets: Vec<Ticket> = Vec::new();
-    // What the test counts as counted: (key, ticket, when).
-    let mut counted: Vec<(usize, Ticket, OffsetDateTime)> = Vec::new();
-    let (mut allowed, mut denied) = (0, 0);
+    // What the test counts as counted: (key, ticket, attempt).
+    let mut counted: Vec<(usize, Ticket, Attempt)> = Vec::new();
+    let (mut allowed, mut busy, mut denied) = (0, 0, 0);
     for (step_no, step) in script.iter().enumerate() {
         match *step {
             Advance(by) => clock.advance(by),
-            Reserve(k, policy) => {
+            Reserve(k, policy) | Hold(k, policy) => {
                 let now = clock.now();
-                let times: Vec<OffsetDateTime> = counted
+                let attempts: Vec<Attempt> = counted
                     .iter()
                     .filter(|(key, _, _)| *key == k)
-                    .map(|(_, _, at)| *at)
+                    .map(|(_, _, a)| *a)
                     .collect();
-                let want = decide(&times, now, policy);
+                let want = decide(&attempts, now, policy);
                 let t = ticket();
                 let got = limiter.reserve(&keys[k], policy, now, t).await;
                 assert_eq!(
@@ -204,13 +236,29 @@ pub async fn every_decision_matches_the_pure_sliding_window_reference<L: RateLim
                     tickets.len(),
                     now - T0
                 );
-                if got == Decision::Allow {
-                    counted.push((k, t, now));
-                    allowed += 1;
-                } else {
-                    denied += 1;
+                match got {
+                    Decision::Allow => {
+                        let failed = matches!(step, Reserve(..));
+                        if failed {
+                            limiter.fail(&keys[k], t).await;
+                        }
+                        counted.push((k, t, Attempt { at: now, failed }));
+                        allowed += 1;
+                    }
+                    Decision::Busy => busy += 1,
+                    Decision::Deny { .. } => denied += 1,
                 }
                 tickets.push(t);
+            }
+            Fail(k, n) => {
+                let t = tickets.get(n).copied().unwrap_or_else(ticket);
+                limiter.fail(&keys[k], t).await;
+                for (_, _, a) in counted
+                    .iter_mut()
+                    .filter(|(key, ticket, _)| *key == k && *ticket == t)
+                {
+                    a.failed = true;
+                }
             }
             Release(k, n) => {
                 let t = tickets.get(n).copied().unwrap_or_else(ticket);
@@ -220,15 +268,67 @@ pub async fn every_decision_matches_the_pure_sliding_window_reference<L: RateLim
         }
     }
     assert!(
-        allowed >= 10 && denied >= 10,
-        "the script should exercise both outcomes: {allowed} allowed, {denied} denied"
+        allowed >= 10 && denied >= 10 && busy >= 5,
+        "the script should exercise every outcome: {allowed} allowed, {busy} busy, {denied} denied"
+    );
+}
+
+/// A window full of attempts still being checked answers `Busy`, never `Deny`: a
+/// success frees its slot for the next attempt, and only once every slot holds a failure
+/// is the next attempt denied, until the oldest failure leaves the window.
+pub async fn attempts_in_flight_make_others_wait_and_only_failures_deny<L: RateLimiter>(
+    limiter: L,
+) {
+    let clock = ManualClock::new(T0);
+    let key = ip(12);
+    let held = pending_n(&limiter, &key, THREE, clock.now(), 3).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Busy
+    );
+    limiter.release(&key, held[0]).await;
+    let next = pending_n(&limiter, &key, THREE, clock.now(), 1).await;
+    clock.advance(Duration::seconds(30));
+    limiter.fail(&key, held[1]).await;
+    limiter.fail(&key, held[2]).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Busy,
+        "two failures and one attempt in flight: wait for it"
+    );
+    limiter.fail(&key, next[0]).await;
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(WINDOW - Duration::seconds(30))
+    );
+}
+
+/// An attempt never settled (its node died, its request was dropped) counts as a
+/// failure once its lease has passed: a lost outcome is never a free attempt.
+pub async fn an_attempt_left_pending_counts_as_a_failure_after_its_lease<L: RateLimiter>(
+    limiter: L,
+) {
+    let clock = ManualClock::new(T0);
+    let key = account("lease@example.com");
+    allow_n(&limiter, &key, THREE, clock.now(), 2).await;
+    pending_n(&limiter, &key, THREE, clock.now(), 1).await;
+    clock.advance(PENDING_LEASE - Duration::microseconds(1));
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        Decision::Busy
+    );
+    clock.advance(Duration::microseconds(1));
+    assert_eq!(
+        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
+        deny(WINDOW - PENDING_LEASE)
     );
 }
 
 const RACERS: usize = 30;
 
 /// Of 30 concurrent first attempts on one key with a limit of 5, exactly 5 are allowed;
-/// the others are denied for one whole window, and the next attempt too.
+/// the others are told to wait (the five are still in flight). Once the five have failed,
+/// the next attempt is denied for one whole window.
 pub async fn of_thirty_concurrent_reservations_with_limit_five_exactly_five_are_allowed<
     L: RateLimiter,
 >(
@@ -247,17 +347,26 @@ pub async fn of_thirty_concurrent_reservations_with_limit_five_exactly_five_are_
         let (limiter, key, start) = (limiter.clone(), key.clone(), start.clone());
         racers.spawn(async move {
             start.wait().await;
-            limiter.reserve(&key, policy, now, ticket()).await
+            let t = ticket();
+            (limiter.reserve(&key, policy, now, t).await, t)
         });
     }
     let decisions = racers.join_all().await;
-    let allowed = decisions.iter().filter(|d| **d == Decision::Allow).count();
+    let allowed: Vec<Ticket> = decisions
+        .iter()
+        .filter(|(d, _)| *d == Decision::Allow)
+        .map(|(_, t)| *t)
+        .collect();
     assert_eq!(
-        allowed, 5,
+        allowed.len(),
+        5,
         "exactly the limit must be allowed: {decisions:?}"
     );
-    for d in decisions.iter().filter(|d| **d != Decision::Allow) {
-        assert_eq!(*d, deny(WINDOW));
+    for (d, _) in decisions.iter().filter(|(d, _)| *d != Decision::Allow) {
+        assert_eq!(*d, Decision::Busy);
+    }
+    for t in allowed {
+        limiter.fail(&key, t).await;
     }
     assert_eq!(
         limiter.reserve(&key, policy, now, ticket()).await,
@@ -280,10 +389,7 @@ pub async fn a_release_refunds_exactly_one_slot<L: RateLimiter>(limiter: L) {
     );
 
     limiter.release(&key, first[0]).await;
-    assert_eq!(
-        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
-        Decision::Allow
-    );
+    allow_n(&limiter, &key, THREE, clock.now(), 1).await;
     // Live: T0+1m (twice), T0+2m; the T0 entry is gone, so the retry is set by T0+1m.
     assert_eq!(
         limiter.reserve(&key, THREE, clock.now(), ticket()).await,
@@ -321,10 +427,7 @@ pub async fn releasing_an_unknown_or_already_released_ticket_changes_nothing<L: 
 
     limiter.release(&key, counted[1]).await;
     limiter.release(&key, counted[1]).await;
-    assert_eq!(
-        limiter.reserve(&key, THREE, clock.now(), ticket()).await,
-        Decision::Allow
-    );
+    allow_n(&limiter, &key, THREE, clock.now(), 1).await;
     assert_eq!(
         limiter.reserve(&key, THREE, clock.now(), ticket()).await,
         full,

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tessera_core::event::EventKind;
 use tessera_core::ids::{EventId, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance};
+use tessera_core::known_device::DeviceTokenKeys;
 use tessera_core::password::{self, Password, PasswordHash};
 use tessera_core::policy::StepUpPolicy;
 use tessera_core::ratelimit::Policy;
@@ -16,6 +17,7 @@ use tessera_core::session::Lifetimes;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{AppError, random};
+use crate::hashing::{HashPool, HashingSettings};
 use crate::keys::KeyRing;
 use crate::liveness::{CacheStats, DEFAULT_MAX_ENTRIES, LivenessCache};
 use crate::ports::{
@@ -41,6 +43,9 @@ pub struct Settings {
     /// the session again; zero turns the cache off. The cache runs only with a revocation
     /// bus (see `App::build`).
     pub session_cache_ttl: Duration,
+    /// The password-hashing pool, whose wait also bounds how long an attempt waits for
+    /// the attempts in flight on its rate-limit budget.
+    pub hashing: HashingSettings,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -48,7 +53,12 @@ pub struct Settings {
 pub struct Limits {
     pub login_per_ip: Policy,
     pub login_per_account: Policy,
+    /// A login presenting a valid known-device token, per token (instead of the two above).
+    pub login_per_device: Policy,
+    /// Password checks from a live session (password change, factor binding), per session.
+    pub password_per_session: Policy,
     pub mfa_per_user: Policy,
+    pub register_per_ip: Policy,
 }
 
 impl Default for Limits {
@@ -56,7 +66,10 @@ impl Default for Limits {
         Self {
             login_per_ip: Policy::LOGIN_PER_IP,
             login_per_account: Policy::LOGIN_PER_ACCOUNT,
+            login_per_device: Policy::LOGIN_PER_DEVICE,
+            password_per_session: Policy::PASSWORD_PER_SESSION,
             mfa_per_user: Policy::MFA_PER_USER,
+            register_per_ip: Policy::REGISTER_PER_IP,
         }
     }
 }
@@ -72,6 +85,7 @@ impl Default for Settings {
             limits: Limits::default(),
             step_up: StepUpPolicy::defaults(),
             session_cache_ttl: Duration::seconds(60),
+            hashing: HashingSettings::defaults(),
         }
     }
 }
@@ -97,6 +111,8 @@ pub struct Tokens {
     pub expires_in: i64,
     pub refresh_token: RefreshToken,
     pub session_id: SessionId,
+    /// A fresh known-device token, on a login (not on a refresh).
+    pub device_token: Option<String>,
 }
 
 pub struct App<S> {
@@ -108,6 +124,10 @@ pub struct App<S> {
     pub(crate) settings: Arc<Settings>,
     /// Verified against when the email is unknown, so both answers cost one hash.
     pub(crate) dummy_hash: Arc<PasswordHash>,
+    /// Every Argon2 call runs here, never on a thread of its own.
+    pub(crate) hasher: Arc<HashPool>,
+    /// Signs and verifies known-device tokens.
+    pub(crate) device_keys: Arc<DeviceTokenKeys>,
     /// Argon2 verifications run: what the rate limits are there to bound.
     pub(crate) password_checks: Arc<AtomicU64>,
     /// Session records read recently (see `liveness`); off without a bus.
@@ -123,6 +143,10 @@ impl std::fmt::Debug for Tokens {
             .field("expires_in", &self.expires_in)
             .field("refresh_token", &self.refresh_token)
             .field("session_id", &self.session_id)
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -137,6 +161,8 @@ impl<S: Clone> Clone for App<S> {
             keys: Arc::clone(&self.keys),
             settings: Arc::clone(&self.settings),
             dummy_hash: Arc::clone(&self.dummy_hash),
+            hasher: Arc::clone(&self.hasher),
+            device_keys: Arc::clone(&self.device_keys),
             password_checks: Arc::clone(&self.password_checks),
             liveness: Arc::clone(&self.liveness),
             bus: self.bus.clone(),
@@ -159,10 +185,12 @@ impl<S: Store> App<S> {
         master_keys: tessera_core::crypto::MasterKeyRing,
         settings: Settings,
     ) -> Result<Self, AppError> {
+        let device_keys = DeviceTokenKeys::derive(&master_keys);
         let keys = KeyRing::load(&store, master_keys, clock.now()).await?;
+        let hasher = Arc::new(HashPool::start(settings.hashing)?);
         let dummy = Password::presented(hex(&random::<16>()?))
             .map_err(|e| AppError::Internal(e.to_string().into()))?;
-        let dummy_hash = hash_password(dummy).await?;
+        let dummy_hash = hash_with(&hasher, dummy).await?;
         let liveness = Arc::new(match &bus {
             Some(_) if settings.session_cache_ttl > Duration::ZERO => {
                 LivenessCache::new(settings.session_cache_ttl, DEFAULT_MAX_ENTRIES)
@@ -180,6 +208,8 @@ impl<S: Store> App<S> {
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             dummy_hash: Arc::new(dummy_hash),
+            hasher,
+            device_keys: Arc::new(device_keys),
             password_checks: Arc::new(AtomicU64::new(0)),
             liveness,
             bus,
@@ -217,14 +247,26 @@ impl<S: Store> App<S> {
         self.password_checks.load(Ordering::Relaxed)
     }
 
-    /// Verifies a password on a blocking thread, counting the check.
+    /// Verifies a password on the hashing pool, counting the check.
     pub(crate) async fn check_password(
         &self,
         password: Password,
         hash: PasswordHash,
     ) -> Result<bool, AppError> {
         self.password_checks.fetch_add(1, Ordering::Relaxed);
-        verify_password(password, hash).await
+        self.hasher
+            .run(move || password::verify(&password, &hash))
+            .await
+    }
+
+    /// Hashes a new password on the hashing pool.
+    pub(crate) async fn hash_password(&self, password: Password) -> Result<PasswordHash, AppError> {
+        hash_with(&self.hasher, password).await
+    }
+
+    /// Requests waiting for a hashing worker now.
+    pub fn hashing_queue(&self) -> usize {
+        self.hasher.waiting()
     }
 
     /// Decisions the limiter had to make per node because its shared backend was down.
@@ -330,16 +372,11 @@ impl<S: Store> App<S> {
     }
 }
 
-/// Argon2id on a blocking thread, so a slow hash never stalls the async workers.
-pub(crate) async fn hash_password(password: Password) -> Result<PasswordHash, AppError> {
+async fn hash_with(pool: &HashPool, password: Password) -> Result<PasswordHash, AppError> {
     let salt: [u8; 16] = random()?;
-    tokio::task::spawn_blocking(move || password::hash(&password, &salt))
+    pool.run(move || password::hash(&password, &salt))
         .await?
         .map_err(AppError::internal)
-}
-
-async fn verify_password(password: Password, hash: PasswordHash) -> Result<bool, AppError> {
-    Ok(tokio::task::spawn_blocking(move || password::verify(&password, &hash)).await?)
 }
 
 fn hex(bytes: &[u8]) -> String {

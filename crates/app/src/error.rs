@@ -57,6 +57,10 @@ pub enum AppError {
         limit: u32,
         window_secs: i64,
     },
+    /// No password-hashing worker (or no settled budget) within the bounded wait: the
+    /// server is busy, not broken; try again in `retry_after_secs`.
+    #[error("overloaded; retry in {retry_after_secs} s")]
+    Overloaded { retry_after_secs: u64 },
     /// Anything we did not expect: logged with its source chain, never shown to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -67,6 +71,12 @@ impl AppError {
         Self::InvalidField {
             field,
             reason: reason.into(),
+        }
+    }
+
+    pub fn overloaded() -> Self {
+        Self::Overloaded {
+            retry_after_secs: 1,
         }
     }
 

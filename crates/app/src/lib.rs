@@ -3,6 +3,8 @@
 //!
 //! - `ports`: the traits and the records that cross them.
 //! - `error`: `AppError`, the one error the HTTP edge maps to problem details.
+//! - `hashing`: the bounded password-hashing pool (overload is a prompt 503).
+//! - `limits`: spending rate-limit budgets (reserve, wait for attempts in flight, settle).
 //! - `keys`: the signing key ring (sealed at rest, reloaded when another node adds a key).
 //! - `auth`: registration, login, refresh rotation, logout, bearer authentication,
 //!   password change.
@@ -23,6 +25,7 @@ mod app;
 mod authorize;
 mod devices;
 pub mod error;
+pub mod hashing;
 pub mod keys;
 mod limits;
 pub mod liveness;
@@ -36,7 +39,8 @@ pub use admin::{Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};
 pub use devices::{DeviceSession, MAX_EVENTS};
 pub use error::AppError;
-pub use login::{LoginInput, LoginOutcome};
+pub use hashing::HashingSettings;
+pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use rekey::RotationReport;
 pub use sessions::{Me, Principal};

@@ -1,5 +1,8 @@
-//! Spending rate-limit budgets: reserve before checking anything, refund on success,
-//! and log a flood once.
+//! Spending rate-limit budgets: reserve before checking anything, wait while the budget
+//! is full only of attempts still being checked, settle each attempt (refund on success,
+//! fail otherwise), and log a flood once.
+
+use std::sync::Arc;
 
 use tessera_core::Email;
 use tessera_core::event::EventKind;
@@ -8,43 +11,100 @@ use tessera_core::ratelimit::{Decision, LimitKey, Policy};
 
 use crate::app::{App, RequestContext};
 use crate::error::{AppError, random};
-use crate::ports::{Store, Ticket};
+use crate::ports::{RateLimiter, Store, Ticket};
 
-/// Attempts counted for one request; refunded when the request succeeds.
+/// Attempts counted (pending) for one request. Settle it: `refund` on success, `keep`
+/// on failure. Dropped unsettled (an error, a cancelled request), its attempts are
+/// settled as failures in the background: a lost outcome is never a free attempt.
 #[must_use = "a reservation is either refunded on success or kept as a failure"]
-pub(crate) struct Reservations(Vec<(LimitKey, Ticket)>);
+pub(crate) struct Reservations {
+    limiter: Arc<dyn RateLimiter>,
+    held: Vec<(LimitKey, Ticket)>,
+}
 
 impl Reservations {
-    /// The attempt failed: its slots stay counted.
-    pub(crate) fn keep(self) {}
+    /// The attempt failed: its slots stay counted, as failures.
+    pub(crate) async fn keep(mut self) {
+        for (key, ticket) in std::mem::take(&mut self.held) {
+            self.limiter.fail(&key, ticket).await;
+        }
+    }
+
+    /// The attempt succeeded: only its own slots are given back; earlier failures stay.
+    pub(crate) async fn refund(mut self) {
+        for (key, ticket) in std::mem::take(&mut self.held) {
+            self.limiter.release(&key, ticket).await;
+        }
+    }
+}
+
+impl Drop for Reservations {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let limiter = Arc::clone(&self.limiter);
+        // Without a runtime the attempts still count as failures once their lease passes.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for (key, ticket) in held {
+                    limiter.fail(&key, ticket).await;
+                }
+            });
+        }
+    }
 }
 
 /// Whose account a denial concerns, for the security event.
+#[derive(Clone, Copy)]
 pub(crate) enum Subject<'a> {
     Account(&'a Email),
     User(UserId),
+    /// No account yet (registration): logged, recorded on no one.
+    Anonymous,
 }
 
+/// How one pass over the budgets ended.
+enum Pass {
+    Held(Reservations),
+    /// A budget is full only because attempts are in flight: try again shortly.
+    Busy,
+    Denied {
+        key: LimitKey,
+        policy: Policy,
+        retry_after_secs: u64,
+    },
+}
+
+/// The first pause between passes while a budget is busy, and the longest.
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+
 impl<S: Store> App<S> {
-    /// Counts one attempt against each budget, in order. The first full budget refunds
-    /// what this call counted (a refused attempt is not a failure), is recorded, and
-    /// answers `RateLimited` — before any password or code is looked at.
+    /// Counts one attempt against each budget, in order, before any password or code is
+    /// looked at. A budget full of failures refunds what this call counted (a refused
+    /// attempt is not a failure), is recorded, and answers `RateLimited`. A budget full
+    /// only because other attempts are still being checked waits for their outcome (all
+    /// of this call's slots given back meanwhile, so waiters never hold each other up),
+    /// bounded by the hashing pool's wait; past it the answer is `Overloaded`.
     pub(crate) async fn reserve(
         &self,
         budgets: &[(LimitKey, Policy)],
         subject: Subject<'_>,
         ctx: &RequestContext,
     ) -> Result<Reservations, AppError> {
-        let now = self.clock.now();
-        let mut held = Vec::with_capacity(budgets.len());
-        for (key, policy) in budgets {
-            let ticket = Ticket(random()?);
-            match self.limiter.reserve(key, *policy, now, ticket).await {
-                Decision::Allow => held.push((key.clone(), ticket)),
-                Decision::Deny { retry_after } => {
-                    self.refund(Reservations(held)).await;
-                    let retry_after_secs = Decision::retry_after_secs(retry_after);
-                    self.denied(key, *policy, retry_after_secs, subject, ctx)
+        let deadline = tokio::time::Instant::now() + self.settings.hashing.wait;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match self.reserve_pass(budgets).await? {
+                Pass::Held(reservations) => return Ok(reservations),
+                Pass::Denied {
+                    key,
+                    policy,
+                    retry_after_secs,
+                } => {
+                    self.denied(&key, policy, retry_after_secs, subject, ctx)
                         .await?;
                     return Err(AppError::RateLimited {
                         kind: key.kind(),
@@ -53,15 +113,63 @@ impl<S: Store> App<S> {
                         window_secs: policy.window.whole_seconds(),
                     });
                 }
+                Pass::Busy => {
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(AppError::overloaded());
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
             }
         }
-        Ok(Reservations(held))
+    }
+
+    async fn reserve_pass(&self, budgets: &[(LimitKey, Policy)]) -> Result<Pass, AppError> {
+        let now = self.clock.now();
+        let mut held = Reservations {
+            limiter: Arc::clone(&self.limiter),
+            held: Vec::with_capacity(budgets.len()),
+        };
+        for (key, policy) in budgets {
+            let ticket = Ticket(random()?);
+            match self.limiter.reserve(key, *policy, now, ticket).await {
+                Decision::Allow => held.held.push((key.clone(), ticket)),
+                Decision::Busy => {
+                    held.refund().await;
+                    return Ok(Pass::Busy);
+                }
+                Decision::Deny { retry_after } => {
+                    held.refund().await;
+                    return Ok(Pass::Denied {
+                        key: key.clone(),
+                        policy: *policy,
+                        retry_after_secs: Decision::retry_after_secs(retry_after),
+                    });
+                }
+            }
+        }
+        Ok(Pass::Held(held))
     }
 
     /// The attempt succeeded: only its own slots are given back; earlier failures stay.
     pub(crate) async fn refund(&self, reservations: Reservations) {
-        for (key, ticket) in &reservations.0 {
-            self.limiter.release(key, *ticket).await;
+        reservations.refund().await;
+    }
+
+    /// Counts one failure on `key` if there is room for it, without waiting or refusing
+    /// anything: for a failure decided on another budget that this one must also see.
+    pub(crate) async fn charge(&self, key: &LimitKey, policy: Policy) {
+        let Ok(bytes) = random() else {
+            return;
+        };
+        let ticket = Ticket(bytes);
+        if self
+            .limiter
+            .reserve(key, policy, self.clock.now(), ticket)
+            .await
+            == Decision::Allow
+        {
+            self.limiter.fail(key, ticket).await;
         }
     }
 
@@ -81,6 +189,7 @@ impl<S: Store> App<S> {
                 None,
             ),
             Subject::User(id) => (None, Some(id)),
+            Subject::Anonymous => (None, None),
         };
         if !self.limiter.first_denial(key, policy.window, now).await {
             // Already reported in this window: a flood must not flood the log.
@@ -105,6 +214,7 @@ impl<S: Store> App<S> {
         let owner = match subject {
             Subject::User(id) => Some(id),
             Subject::Account(email) => self.store.get_user_by_email(email).await?.map(|u| u.id),
+            Subject::Anonymous => None,
         };
         if let Some(owner) = owner {
             let detail = serde_json::json!({

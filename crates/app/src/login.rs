@@ -5,11 +5,11 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::password::Password;
-use tessera_core::ratelimit::LimitKey;
+use tessera_core::ratelimit::{LimitKey, Policy};
 use tessera_core::secret::RefreshToken;
 use tessera_core::session::RevokeReason;
 
-use crate::app::{App, RequestContext, Tokens, hash_password};
+use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
 use crate::mfa::MfaPending;
@@ -24,6 +24,18 @@ pub struct LoginInput {
     pub password: Password,
     pub device_id: DeviceId,
     pub device_name: Option<DeviceName>,
+    /// A known-device token from an earlier login on this device, if the client kept one.
+    /// Never logged (`Debug` shows only whether one was given).
+    pub device_token: Option<DeviceTokenInput>,
+}
+
+/// A presented known-device token; `Debug` hides it.
+pub struct DeviceTokenInput(pub String);
+
+impl std::fmt::Debug for DeviceTokenInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeviceTokenInput([redacted])")
+    }
 }
 
 /// How a password login ended.
@@ -35,13 +47,32 @@ pub enum LoginOutcome {
 }
 
 impl<S: Store> App<S> {
+    /// Registers a user. The per-network budget is spent first, whatever the outcome (a
+    /// 400, a 409 and a 201 all count), so neither taken addresses nor password hashes can
+    /// be had at speed; a taken address is answered before any hash is computed.
     pub async fn register(
         &self,
-        email: Email,
-        password: Password,
+        email: &str,
+        password: String,
         ctx: &RequestContext,
     ) -> Result<UserRecord, AppError> {
-        let password_hash = hash_password(password).await?;
+        if let Some(ip) = ctx.ip {
+            let budget = [(
+                LimitKey::register_ip(ip),
+                self.settings.limits.register_per_ip,
+            )];
+            self.reserve(&budget, Subject::Anonymous, ctx)
+                .await?
+                .keep()
+                .await;
+        }
+        let email = Email::parse(email).map_err(|e| AppError::invalid("email", e.0))?;
+        let password =
+            Password::new_choice(password).map_err(|e| AppError::invalid("password", e.0))?;
+        if self.store.get_user_by_email(&email).await?.is_some() {
+            return Err(AppError::EmailTaken);
+        }
+        let password_hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let user = NewUser {
             id: UserId::from_random(random()?),
@@ -70,12 +101,24 @@ impl<S: Store> App<S> {
         })
     }
 
-    pub async fn login(
-        &self,
-        input: LoginInput,
-        ctx: &RequestContext,
-    ) -> Result<LoginOutcome, AppError> {
+    /// The budgets a password login spends: a valid known-device token's own, or else the
+    /// client network's and the account's.
+    fn login_budgets(&self, input: &LoginInput, ctx: &RequestContext) -> Vec<(LimitKey, Policy)> {
         let limits = self.settings.limits;
+        let known = input.device_token.as_ref().and_then(|token| {
+            self.device_keys.verify(
+                &token.0,
+                input.email.normalized(),
+                input.device_id.as_str(),
+                self.clock.now(),
+            )
+        });
+        if let Some(known) = known {
+            return vec![(
+                LimitKey::login_device(known.id_hex()),
+                limits.login_per_device,
+            )];
+        }
         let mut budgets = Vec::with_capacity(2);
         if let Some(ip) = ctx.ip {
             budgets.push((LimitKey::login_ip(ip, PROVIDER), limits.login_per_ip));
@@ -84,6 +127,15 @@ impl<S: Store> App<S> {
             LimitKey::login_account(input.email.normalized(), PROVIDER),
             limits.login_per_account,
         ));
+        budgets
+    }
+
+    pub async fn login(
+        &self,
+        input: LoginInput,
+        ctx: &RequestContext,
+    ) -> Result<LoginOutcome, AppError> {
+        let budgets = self.login_budgets(&input, ctx);
         let reserved = self
             .reserve(&budgets, Subject::Account(&input.email), ctx)
             .await?;
@@ -93,11 +145,19 @@ impl<S: Store> App<S> {
         let hash = user
             .as_ref()
             .map_or_else(|| (*self.dummy_hash).clone(), |u| u.password_hash.clone());
-        let password_ok = self.check_password(input.password, hash).await?;
+        let password_ok = match self.check_password(input.password, hash).await {
+            Ok(ok) => ok,
+            // Nothing was checked: an overloaded server must not spend the caller's budget.
+            Err(e @ AppError::Overloaded { .. }) => {
+                self.refund(reserved).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let user = match user {
             Some(u) if password_ok => u,
             Some(u) => {
-                reserved.keep();
+                reserved.keep().await;
                 self.record(
                     u.id,
                     EventKind::LoginFailed,
@@ -109,7 +169,7 @@ impl<S: Store> App<S> {
                 return Err(AppError::InvalidCredentials);
             }
             None => {
-                reserved.keep();
+                reserved.keep().await;
                 return Err(AppError::InvalidCredentials);
             }
         };
@@ -219,11 +279,15 @@ impl<S: Store> App<S> {
         }
         let (access_token, expires_in) =
             self.access_token(user.id, session.id, assurance, now, now);
+        let device_token =
+            self.device_keys
+                .issue(user.email.normalized(), device_id.as_str(), now, random()?);
         Ok(Tokens {
             access_token,
             expires_in,
             refresh_token: refresh,
             session_id: session.id,
+            device_token: Some(device_token),
         })
     }
 }

@@ -195,7 +195,7 @@ impl<S: Store> App<S> {
         let secret = self.open_secret(user.id, &pending)?;
         let now = self.clock.now();
         let Some(step) = totp::verify(&secret, code, now, None) else {
-            reserved.keep();
+            reserved.keep().await;
             self.mfa_failed(&user, ctx, "confirm").await?;
             return Err(AppError::InvalidMfaCode);
         };
@@ -432,7 +432,7 @@ impl<S: Store> App<S> {
             }
         };
         if !ok {
-            reserved.keep();
+            reserved.keep().await;
             self.mfa_failed(user, ctx, during).await?;
             return Err(AppError::InvalidMfaCode);
         }
@@ -493,13 +493,19 @@ mod tests {
             expires_in: 900,
             refresh_token: refresh.clone(),
             session_id: SessionId::from_random([1; 16]),
+            device_token: Some("dt1.secret-device.tag".into()),
         };
         for shown in [
             format!("{stepped:?}"),
             format!("{setup:?}"),
             format!("{tokens:?}"),
         ] {
-            for secret in ["secret-access", "JBSWY3DPEHPK3PXP", &refresh.expose()] {
+            for secret in [
+                "secret-access",
+                "JBSWY3DPEHPK3PXP",
+                "secret-device",
+                &refresh.expose(),
+            ] {
                 assert!(!shown.contains(secret), "{shown}");
             }
         }

@@ -112,6 +112,7 @@ impl<S: Store> App<S> {
             expires_in,
             refresh_token,
             session_id: s.state.id,
+            device_token: None,
         }
     }
 

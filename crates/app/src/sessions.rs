@@ -7,7 +7,7 @@ use tessera_core::password::Password;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::session::{Liveness, RevokeReason};
 
-use crate::app::{App, RequestContext, hash_password};
+use crate::app::{App, RequestContext};
 use crate::error::AppError;
 use crate::limits::Subject;
 use crate::liveness::Lookup;
@@ -136,6 +136,55 @@ impl<S: Store> App<S> {
         Ok(Me { user, roles })
     }
 
+    /// Checks the account's password for a live session that asks to do something only
+    /// the owner may (change the password, bind a new factor). The attempt is decided on
+    /// the session's own budget, so strangers flooding the account cannot lock its owner
+    /// out of their own settings; a failure is a guess at the password all the same, and
+    /// also spends a slot of the account's login budget (and is recorded).
+    pub(crate) async fn reauthenticate(
+        &self,
+        who: &Principal,
+        user: &UserRecord,
+        password: Password,
+        reason: &'static str,
+        ctx: &RequestContext,
+    ) -> Result<bool, AppError> {
+        let limits = self.settings.limits;
+        let budget = [(
+            LimitKey::session(who.session_id()),
+            limits.password_per_session,
+        )];
+        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
+        match self
+            .check_password(password, user.password_hash.clone())
+            .await
+        {
+            Ok(true) => {
+                self.refund(reserved).await;
+                return Ok(true);
+            }
+            Ok(false) => {}
+            // Nothing was checked: an overloaded server must not spend the caller's budget.
+            Err(e @ AppError::Overloaded { .. }) => {
+                self.refund(reserved).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        reserved.keep().await;
+        let account = LimitKey::login_account(user.email.normalized(), PROVIDER);
+        self.charge(&account, limits.login_per_account).await;
+        self.record(
+            user.id,
+            EventKind::LoginFailed,
+            ctx,
+            Some(who.session_id()),
+            serde_json::json!({"reason": reason}),
+        )
+        .await?;
+        Ok(false)
+    }
+
     /// Changes the password and revokes every other session of the user.
     pub async fn change_password(
         &self,
@@ -149,30 +198,13 @@ impl<S: Store> App<S> {
             .get_user(who.user_id)
             .await?
             .ok_or(AppError::SessionRevoked)?;
-        // A wrong current password is a guess at the account's password: it spends the
-        // account's login budget like a failed login does.
-        let budget = [(
-            LimitKey::login_account(user.email.normalized(), PROVIDER),
-            self.settings.limits.login_per_account,
-        )];
-        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
         if !self
-            .check_password(current, user.password_hash.clone())
+            .reauthenticate(who, &user, current, "invalid_current_password", ctx)
             .await?
         {
-            reserved.keep();
-            self.record(
-                user.id,
-                EventKind::LoginFailed,
-                ctx,
-                Some(who.session_id()),
-                serde_json::json!({"reason": "invalid_current_password"}),
-            )
-            .await?;
             return Err(AppError::InvalidCredentials);
         }
-        self.refund(reserved).await;
-        let new_hash = hash_password(new).await?;
+        let new_hash = self.hash_password(new).await?;
         let now = self.clock.now();
         if !self
             .store

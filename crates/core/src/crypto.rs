@@ -58,6 +58,17 @@ impl MasterKey {
         data_encoding::HEXLOWER.encode(&self.id)
     }
 
+    /// A key for another purpose (e.g. signing device tokens), derived so that it reveals
+    /// nothing about the master key or about keys derived for other purposes.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let mut material = Zeroizing::new(Vec::with_capacity(64 + purpose.len()));
+        material.extend_from_slice(b"tessera:derive:v1:");
+        material.extend_from_slice(purpose.as_bytes());
+        material.push(0);
+        material.extend_from_slice(&*self.key);
+        Zeroizing::new(sha256(&material))
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&(*self.key).into())
     }

@@ -14,6 +14,7 @@
 //! - `policy`: the step-up policy (which role and how recent an MFA an action needs).
 //! - `ratelimit`: sliding-window rate-limit decisions.
 //! - `device`: readable device labels from user agents.
+//! - `known_device`: signed known-device tokens (their own login budget).
 //! - `event`: the kinds of security event.
 
 pub mod crypto;
@@ -22,6 +23,7 @@ pub mod email;
 pub mod event;
 pub mod ids;
 pub mod jwt;
+pub mod known_device;
 pub mod mfa;
 pub mod password;
 pub mod policy;

@@ -285,6 +285,11 @@ impl From<AppError> for Problem {
                     format!("\"{kind}\";r=0;t={retry_after_secs}"),
                 )
             }
+            AppError::Overloaded { retry_after_secs } => Problem::new(
+                C::ServiceUnavailable,
+                format!("the server is busy; try again in {retry_after_secs} seconds"),
+            )
+            .header(header::RETRY_AFTER, retry_after_secs.to_string()),
             AppError::Internal(source) => {
                 let chain = error_chain(source.as_ref());
                 tracing::error!(error = %chain, "internal error");

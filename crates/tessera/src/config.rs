@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_app::HashingSettings;
 use tessera_core::ids::Role;
 use tessera_core::policy::{ActionPolicy, StepUpPolicy};
+use tessera_core::ratelimit::Policy;
 
 /// The settings file, every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +38,12 @@ struct FileConfig {
     login_window: Option<i64>,
     mfa_limit: Option<i64>,
     mfa_window: Option<i64>,
+    login_device_limit: Option<i64>,
+    register_limit: Option<i64>,
+    register_window: Option<i64>,
+    hash_workers: Option<i64>,
+    hash_queue: Option<i64>,
+    hash_wait_ms: Option<i64>,
     /// Replaces the default step-up policy when given (file only: a list of tables).
     step_up: Option<Vec<StepUpRule>>,
     smtp_url: Option<String>,
@@ -134,6 +142,16 @@ pub struct Config {
     pub login_window_secs: i64,
     pub mfa_limit: u32,
     pub mfa_window_secs: i64,
+    /// Failed logins per known-device token (in the login window).
+    pub login_device_limit: u32,
+    /// Registration attempts per client network, whatever their outcome.
+    pub register_limit: u32,
+    pub register_window_secs: i64,
+    /// The password-hashing pool: workers (default: one per core), how many requests may
+    /// wait for one, and for how long before a 503.
+    pub hash_workers: u32,
+    pub hash_queue: u32,
+    pub hash_wait_ms: i64,
     /// Which actions need which role and how recent an MFA.
     pub step_up: StepUpPolicy,
     /// Settings that belong to features not built yet; `serve` warns when they are set.
@@ -261,6 +279,7 @@ impl Config {
         {
             bail!("TESSERA_REDIS_URL / redis_url must start with redis:// or rediss://");
         }
+        let hashing = HashingSettings::defaults();
         let count = |name: &str, from_file: Option<i64>, default: i64| -> anyhow::Result<u32> {
             let v = secs(name, from_file, default, 1)?;
             u32::try_from(v).with_context(|| format!("{name} is too large"))
@@ -327,6 +346,38 @@ impl Config {
             login_window_secs: secs("TESSERA_LOGIN_WINDOW", file.login_window, 600, 1)?,
             mfa_limit: count("TESSERA_MFA_LIMIT", file.mfa_limit, 5)?,
             mfa_window_secs: secs("TESSERA_MFA_WINDOW", file.mfa_window, 600, 1)?,
+            login_device_limit: count(
+                "TESSERA_LOGIN_DEVICE_LIMIT",
+                file.login_device_limit,
+                Policy::LOGIN_PER_DEVICE.limit.into(),
+            )?,
+            register_limit: count(
+                "TESSERA_REGISTER_LIMIT",
+                file.register_limit,
+                Policy::REGISTER_PER_IP.limit.into(),
+            )?,
+            register_window_secs: secs(
+                "TESSERA_REGISTER_WINDOW",
+                file.register_window,
+                Policy::REGISTER_PER_IP.window.whole_seconds(),
+                1,
+            )?,
+            hash_workers: count(
+                "TESSERA_HASH_WORKERS",
+                file.hash_workers,
+                i64::try_from(hashing.workers).unwrap_or(2),
+            )?,
+            hash_queue: count(
+                "TESSERA_HASH_QUEUE",
+                file.hash_queue,
+                i64::try_from(hashing.queue).unwrap_or(256),
+            )?,
+            hash_wait_ms: secs(
+                "TESSERA_HASH_WAIT_MS",
+                file.hash_wait_ms,
+                i64::try_from(hashing.wait.as_millis()).unwrap_or(5_000),
+                1,
+            )?,
             step_up,
             not_yet_supported,
         };
@@ -334,6 +385,13 @@ impl Config {
             bail!(
                 "TESSERA_SESSION_CACHE_TTL is at most 3600 seconds: it bounds how long a lost \
                  revocation message can leave a session usable on another node"
+            );
+        }
+        let max_wait = HashingSettings::MAX_WAIT.as_millis();
+        if i128::from(config.hash_wait_ms) > i128::try_from(max_wait).unwrap_or(i128::MAX) {
+            bail!(
+                "TESSERA_HASH_WAIT_MS is at most {max_wait}: an attempt in flight must settle \
+                 well before its rate-limit slot counts as a failure"
             );
         }
         if config.refresh_retry_window_secs > 300 {

@@ -11,7 +11,7 @@ use tessera_adapters::{
     LogNotifier, MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
-use tessera_app::{Actor, App, AppError, Limits, RequestContext, Settings};
+use tessera_app::{Actor, App, AppError, HashingSettings, Limits, RequestContext, Settings};
 use tessera_core::Email;
 use tessera_core::ids::Role;
 use tessera_core::ratelimit::Policy;
@@ -262,13 +262,30 @@ fn settings(config: &Config) -> Settings {
                 limit: config.login_account_limit,
                 window: Duration::seconds(config.login_window_secs),
             },
+            login_per_device: Policy {
+                limit: config.login_device_limit,
+                window: Duration::seconds(config.login_window_secs),
+            },
+            password_per_session: Policy {
+                window: Duration::seconds(config.login_window_secs),
+                ..Policy::PASSWORD_PER_SESSION
+            },
             mfa_per_user: Policy {
                 limit: config.mfa_limit,
                 window: Duration::seconds(config.mfa_window_secs),
             },
+            register_per_ip: Policy {
+                limit: config.register_limit,
+                window: Duration::seconds(config.register_window_secs),
+            },
         },
         step_up: config.step_up.clone(),
         session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),
+        hashing: HashingSettings {
+            workers: usize::try_from(config.hash_workers).unwrap_or(1),
+            queue: usize::try_from(config.hash_queue).unwrap_or(1),
+            wait: std::time::Duration::from_millis(u64::try_from(config.hash_wait_ms).unwrap_or(1)),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_app::ports::Store;
-use tessera_app::{AppError, LoginInput, LoginOutcome, SecondFactor, Tokens};
+use tessera_app::{AppError, DeviceTokenInput, LoginInput, LoginOutcome, SecondFactor, Tokens};
 use tessera_core::Email;
 use tessera_core::ids::{DeviceId, DeviceName};
 use tessera_core::password::Password;
@@ -49,6 +49,8 @@ pub struct RegisterResponse {
         (status = 201, body = RegisterResponse),
         (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`email_taken`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: at most 10 registration attempts per client network an hour, whatever their outcome", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: no password-hashing slot in time; see `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
     ))]
@@ -57,12 +59,7 @@ pub async fn register<S: Store>(
     Context(ctx): Context,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), Problem> {
-    let result = async {
-        let email = Email::parse(&body.email).map_err(field("email"))?;
-        let password = Password::new_choice(body.password).map_err(field("password"))?;
-        state.app.register(email, password, &ctx).await
-    }
-    .await;
+    let result = state.app.register(&body.email, body.password, &ctx).await;
     state.metrics.inc(
         "tessera_registrations_total",
         &[("outcome", outcome(&result))],
@@ -89,6 +86,11 @@ pub struct LoginRequest {
     /// Defaults to `password`, the only provider of version 1.
     #[serde(default)]
     provider: Option<String>,
+    /// The `device_token` an earlier login on this device answered: the attempt is then
+    /// counted on that token's own budget, so floods against the account or the network
+    /// cannot lock this device out. Unknown, expired or foreign tokens are ignored.
+    #[serde(default)]
+    device_token: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -101,6 +103,10 @@ pub struct TokenResponse {
     expires_in: i64,
     refresh_token: String,
     session_id: Uuid,
+    /// On a login: keep it with `device_id` and send it with the next login from this
+    /// device (valid 90 days).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_token: Option<String>,
 }
 
 impl From<Tokens> for TokenResponse {
@@ -112,6 +118,7 @@ impl From<Tokens> for TokenResponse {
             expires_in: t.expires_in,
             refresh_token: t.refresh_token.expose(),
             session_id: *t.session_id.as_uuid(),
+            device_token: t.device_token,
         }
     }
 }
@@ -124,6 +131,7 @@ impl From<Tokens> for TokenResponse {
         (status = 400, description = "`invalid_request`, `unsupported_provider`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`invalid_credentials` (same body for an unknown email)", body = ProblemBody, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: the password was not checked; see `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: no password-hashing slot in time; see `Retry-After`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media_type`", body = ProblemBody, content_type = "application/problem+json"),
     ))]
@@ -146,6 +154,7 @@ pub async fn login<S: Store>(
                 .map(DeviceName::parse)
                 .transpose()
                 .map_err(field("device_name"))?,
+            device_token: body.device_token.map(DeviceTokenInput),
         };
         state.app.login(input, &ctx).await
     }

@@ -33,6 +33,8 @@ pub const DEVICE: &str = "__Host-tessera_device";
 pub const MFA: &str = "__Host-tessera_mfa";
 /// The CSRF token every form repeats.
 pub const CSRF: &str = "__Host-tessera_csrf";
+/// The known-device token of the last sign-in from this browser (its own login budget).
+pub const KNOWN_DEVICE: &str = "__Host-tessera_known_device";
 
 /// How long this browser keeps its device id (Chromium caps cookies at 400 days).
 const DEVICE_LIFETIME: Duration = Duration::days(400);
@@ -52,6 +54,18 @@ pub fn host_cookie(
         cookie = cookie.max_age(age);
     }
     cookie.build()
+}
+
+/// Keeps the known-device token a sign-in answered, for as long as it is honoured.
+pub fn with_known_device(jar: CookieJar, token: Option<String>) -> CookieJar {
+    match token {
+        Some(token) => jar.add(host_cookie(
+            KNOWN_DEVICE,
+            token,
+            Some(tessera_core::known_device::LIFETIME),
+        )),
+        None => jar,
+    }
 }
 
 /// Deletes a cookie. Built by hand: the browser ignores a `__Host-` cookie without

@@ -7,14 +7,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use tessera_app::ports::Store;
-use tessera_app::{AppError, LoginInput, LoginOutcome, Principal, SecondFactor};
+use tessera_app::{AppError, DeviceTokenInput, LoginInput, LoginOutcome, Principal, SecondFactor};
 use tessera_core::Email;
 use tessera_core::ids::DeviceId;
 use tessera_core::password::Password;
 use tessera_core::secret::MfaToken;
 
 use super::LOGIN_PATH;
-use super::cookies::{CheckedForm, MFA, NoFields, csrf_token, device_id, expired, host_cookie};
+use super::cookies::{
+    CheckedForm, KNOWN_DEVICE, MFA, NoFields, csrf_token, device_id, expired, host_cookie,
+    with_known_device,
+};
 use super::session::{
     BrowserTokens, browser_principal, to_account, with_session_cookies, without_session_cookies,
 };
@@ -81,13 +84,17 @@ pub async fn login_post<S: Store>(
             password: Password::presented(form.password).map_err(field("password"))?,
             device_id: DeviceId::parse(&device).map_err(field("device_id"))?,
             device_name: None,
+            device_token: jar
+                .get(KNOWN_DEVICE)
+                .map(|c| DeviceTokenInput(c.value().to_owned())),
         };
         state.app.login(input, &ctx).await
     }
     .await;
     observe_login(&state, &result);
     match result {
-        Ok(LoginOutcome::Authenticated(tokens)) => {
+        Ok(LoginOutcome::Authenticated(mut tokens)) => {
+            let jar = with_known_device(jar, tokens.device_token.take());
             let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))
                 .add(expired(MFA));
             (jar, to_account()).into_response()
@@ -141,7 +148,8 @@ pub async fn login_mfa_post<S: Store>(
     .await;
     observe_mfa(&state, "login", &result);
     match result {
-        Ok(tokens) => {
+        Ok(mut tokens) => {
+            let jar = with_known_device(jar, tokens.device_token.take());
             let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))
                 .add(expired(MFA));
             (jar, to_account()).into_response()

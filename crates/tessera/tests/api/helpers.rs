@@ -51,6 +51,8 @@ pub struct Options {
     pub previous_master_keys: Vec<String>,
     /// A step-up policy instead of the defaults (as a `[[step_up]]` file would give).
     pub step_up: Option<tessera_core::policy::StepUpPolicy>,
+    /// Any other setting, applied last (as a settings file or environment would).
+    pub configure: Option<fn(&mut Config)>,
 }
 
 /// The Redis URL for tests, or None after announcing the skip (a failure under
@@ -117,6 +119,9 @@ impl TestApp {
         config.redis_key_prefix = redis_prefix();
         if let Some(policy) = options.step_up.clone() {
             config.step_up = policy;
+        }
+        if let Some(configure) = options.configure {
+            configure(&mut config);
         }
         config.trusted_proxies = options
             .trusted_proxies

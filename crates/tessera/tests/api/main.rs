@@ -1,6 +1,7 @@
 //! HTTP tests: a real server on port 0 over SQLite and Postgres.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod account;
 mod auth;
 mod browser;

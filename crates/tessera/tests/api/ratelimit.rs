@@ -342,13 +342,13 @@ both_limiters!(
 );
 
 both_limiters!(
-    wrong_current_passwords_spend_the_account_budget,
+    wrong_current_passwords_spend_the_session_budget_and_the_account_budget,
     vec![],
     |app: TestApp| async move {
-        let (_, login) = app.signed_in_user("d1").await;
+        let (email, login) = app.signed_in_user("d1").await;
         let at = login["access_token"].as_str().unwrap();
         let body = json!({"current_password": "wrong guess", "new_password": "a new passphrase"});
-        for _ in 0..10 {
+        for _ in 0..5 {
             assert_problem(
                 app.post_auth("/v1/me/password", at, body.clone()).await,
                 401,
@@ -362,6 +362,16 @@ both_limiters!(
             "rate_limited",
         )
         .await;
+        // Those five were guesses at the account's password too: five more wrong logins,
+        // each from an address of its own, fill the account's budget of ten.
+        for i in 1..=5 {
+            let client = client_from(&format!("127.0.1.{i}"));
+            let res = login_from(&app, &client, &email, "guess").await;
+            assert_problem(res, 401, "invalid_credentials").await;
+        }
+        let client = client_from("127.0.1.9");
+        let res = login_from(&app, &client, &email, PASSWORD).await;
+        assert_problem(res, 429, "rate_limited").await;
     }
 );
 

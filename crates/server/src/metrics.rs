@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use axum::http::Method;
+
 const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -56,9 +58,10 @@ impl Metrics {
         *lock(&self.counters).entry((name, labels)).or_default() += 1;
     }
 
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// `route` must be a route template (or a fixed word), never a raw path.
+    pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
         let labels = vec![
-            ("method", method.to_owned()),
+            ("method", method_label(method).to_owned()),
             ("route", route.to_owned()),
             ("status", status.to_string()),
         ];
@@ -111,6 +114,23 @@ impl Metrics {
     }
 }
 
+/// The `method` label: the methods of RFC 9110 and PATCH by name, anything else as
+/// `other`, so a client cannot add series by inventing methods.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 fn fmt_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
@@ -135,7 +155,7 @@ mod tests {
         let m = Metrics::default();
         m.inc("tessera_logins_total", &[("outcome", "success")]);
         m.inc("tessera_logins_total", &[("outcome", "success")]);
-        m.observe_request("POST", "/v1/auth/login", 200, 0.02);
+        m.observe_request(&Method::POST, "/v1/auth/login", 200, 0.02);
         let text = m.render();
         assert!(
             text.contains("tessera_logins_total{outcome=\"success\"} 2"),
@@ -148,5 +168,37 @@ mod tests {
         assert!(text.contains(
             "tessera_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/auth/login\",status=\"200\",le=\"0.01\"} 0"
         ));
+    }
+
+    #[test]
+    fn known_methods_keep_their_name_and_every_other_method_is_other() {
+        for known in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            let method = Method::from_bytes(known.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), known);
+        }
+        for invented in ["BOGUS1", "BOGUS2", "get", "PROPFIND", "X"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
+
+    #[test]
+    fn invented_methods_share_one_latency_series() {
+        let m = Metrics::default();
+        for i in 0..50 {
+            let method = Method::from_bytes(format!("BOGUS{i}").as_bytes()).unwrap();
+            m.observe_request(&method, "unmatched", 404, 0.001);
+        }
+        let text = m.render();
+        let counts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_http_request_duration_seconds_count"))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                "tessera_http_request_duration_seconds_count{method=\"other\",route=\"unmatched\",status=\"404\"} 50"
+            ]
+        );
     }
 }

@@ -15,8 +15,10 @@ use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Records the latency of every request under its route template (never the raw path,
-/// which could carry ids and would explode the label set).
+/// Records the latency of every request. Every label comes from a closed set, so no client
+/// can grow the series: the route template the router matched (never the raw path, which
+/// could carry ids) or `unmatched`, the method when it is a known one (`metrics::method_label`),
+/// and the status code.
 pub async fn track_metrics<S: Store>(
     State(state): State<AppState<S>>,
     req: Request,
@@ -26,7 +28,7 @@ pub async fn track_metrics<S: Store>(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let method = req.method().clone();
     let started = Instant::now();
     let res = next.run(req).await;
     state.metrics.observe_request(

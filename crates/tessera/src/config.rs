@@ -13,6 +13,8 @@ use tessera_core::ids::Role;
 use tessera_core::policy::{ActionPolicy, StepUpPolicy};
 use tessera_core::ratelimit::Policy;
 
+use crate::edge::HttpLimits;
+
 /// The settings file, every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,11 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     issuer: Option<String>,
     audience: Option<String>,
+    http_header_timeout: Option<i64>,
+    http_request_timeout: Option<i64>,
+    http_body_timeout: Option<i64>,
+    http_keepalive_timeout: Option<i64>,
+    http_max_connections: Option<i64>,
     access_token_ttl: Option<i64>,
     session_idle_timeout: Option<i64>,
     session_absolute_lifetime: Option<i64>,
@@ -127,6 +134,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub issuer: String,
     pub audience: String,
+    /// How long a client may hold a connection and how many it may hold (`TESSERA_HTTP_*`).
+    pub http: HttpLimits,
     pub access_token_ttl_secs: i64,
     pub session_idle_timeout_secs: i64,
     pub session_absolute_lifetime_secs: i64,
@@ -302,6 +311,32 @@ impl Config {
             trusted_proxies,
             issuer,
             audience,
+            http: HttpLimits::checked(
+                secs(
+                    "TESSERA_HTTP_HEADER_TIMEOUT",
+                    file.http_header_timeout,
+                    10,
+                    1,
+                )?,
+                secs(
+                    "TESSERA_HTTP_REQUEST_TIMEOUT",
+                    file.http_request_timeout,
+                    30,
+                    1,
+                )?,
+                secs("TESSERA_HTTP_BODY_TIMEOUT", file.http_body_timeout, 15, 1)?,
+                secs(
+                    "TESSERA_HTTP_KEEPALIVE_TIMEOUT",
+                    file.http_keepalive_timeout,
+                    5,
+                    0,
+                )?,
+                count(
+                    "TESSERA_HTTP_MAX_CONNECTIONS",
+                    file.http_max_connections,
+                    512,
+                )?,
+            )?,
             access_token_ttl_secs: secs(
                 "TESSERA_ACCESS_TOKEN_TTL",
                 file.access_token_ttl,
@@ -472,6 +507,40 @@ mod tests {
         assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
         assert!(resolve("", &[("TESSERA_REDIS_URL", "http://x")]).is_err());
         assert!(resolve("", &[("TESSERA_LOGIN_IP_LIMIT", "0")]).is_err());
+    }
+
+    #[test]
+    fn http_edge_limits_have_defaults_come_from_file_or_environment_and_are_checked() {
+        let secs = std::time::Duration::from_secs;
+        let c = resolve("", &[]).unwrap().http;
+        assert_eq!(
+            (
+                c.header_timeout,
+                c.request_timeout,
+                c.body_timeout,
+                c.keepalive_timeout
+            ),
+            (secs(10), secs(30), secs(15), secs(5))
+        );
+        assert_eq!(c.max_connections, 512);
+        let c = resolve(
+            "http_header_timeout = 20\nhttp_max_connections = 64",
+            &[
+                ("TESSERA_HTTP_KEEPALIVE_TIMEOUT", "0"),
+                ("TESSERA_HTTP_BODY_TIMEOUT", "3"),
+            ],
+        )
+        .unwrap()
+        .http;
+        assert_eq!((c.header_timeout, c.max_connections), (secs(20), 64));
+        assert_eq!((c.keepalive_timeout, c.body_timeout), (secs(0), secs(3)));
+        let e = resolve("", &[("TESSERA_HTTP_KEEPALIVE_TIMEOUT", "11")]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("TESSERA_HTTP_HEADER_TIMEOUT"),
+            "{e:#}"
+        );
+        assert!(resolve("", &[("TESSERA_HTTP_HEADER_TIMEOUT", "0")]).is_err());
+        assert!(resolve("", &[("TESSERA_HTTP_MAX_CONNECTIONS", "0")]).is_err());
     }
 
     #[test]

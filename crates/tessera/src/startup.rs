@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 
 use crate::cli::AdminCommand;
 use crate::config::Config;
+use crate::edge::HttpLimits;
 use crate::master_key;
 
 /// The database backend a URL selects.
@@ -59,6 +60,7 @@ impl Backend {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
 }
 
 impl Application {
@@ -89,24 +91,24 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            limits: config.http,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// Serves with every client bounded (crate::edge) until `shutdown` resolves, then lets
+    /// in-flight requests finish within the request timeout.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        crate::edge::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Options {
     pub retry_window_secs: i64,
     /// Use the Redis limiter (skipped, loudly, when TESSERA_TEST_REDIS_URL is unset).
     pub redis: bool,
+    /// The HTTP edge limits instead of the defaults (short timeouts, a small cap).
+    pub http: Option<tessera::edge::HttpLimits>,
     pub trusted_proxies: Vec<&'static str>,
     /// A specific Redis (e.g. a private server a test will kill); implies `redis`.
     pub redis_url: Option<String>,
@@ -117,6 +119,9 @@ impl TestApp {
         config.refresh_retry_window_secs = options.retry_window_secs;
         config.redis_url = redis;
         config.redis_key_prefix = redis_prefix();
+        if let Some(limits) = options.http {
+            config.http = limits;
+        }
         if let Some(policy) = options.step_up.clone() {
             config.step_up = policy;
         }

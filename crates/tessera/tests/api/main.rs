@@ -6,6 +6,7 @@ mod account;
 mod auth;
 mod browser;
 mod devices;
+mod edge;
 mod helpers;
 mod mfa;
 mod ops;

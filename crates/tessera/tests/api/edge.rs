@@ -1,0 +1,213 @@
+//! The HTTP edge bounds every client: slow heads, slow bodies, idle connections and too
+//! many connections are cut off; invented methods add no metric series.
+//!
+//! Storage plays no part here, so these run on SQLite only. Timeouts are set short and the
+//! assertions only say "closed before a generous bound", never how fast.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tessera::edge::HttpLimits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, Options, TestApp};
+
+/// Far beyond every short timeout below, and below the defaults a broken setting would
+/// fall back to (hyper's own 30 s header timeout, our 30 s request timeout).
+const BOUND: Duration = Duration::from_secs(20);
+
+fn limits(f: impl FnOnce(&mut HttpLimits)) -> HttpLimits {
+    let long = Duration::from_secs(60);
+    let mut l = HttpLimits {
+        header_timeout: long,
+        request_timeout: long,
+        body_timeout: long,
+        keepalive_timeout: long,
+        max_connections: 64,
+    };
+    f(&mut l);
+    l
+}
+
+async fn spawn(http: HttpLimits) -> Option<TestApp> {
+    let options = Options {
+        http: Some(http),
+        ..Options::default()
+    };
+    TestApp::spawn_with(Backend::Sqlite, options).await
+}
+
+/// Everything the server sends until it closes the connection; fails if it is still open
+/// after `BOUND`. A reset counts as closed.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let outcome = tokio::time::timeout(BOUND, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    assert!(
+        outcome.is_ok(),
+        "the server kept the connection open; it sent: {text:?}"
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_request_head_is_disconnected_after_the_header_timeout() {
+    let Some(app) = spawn(limits(|l| l.header_timeout = Duration::from_secs(1))).await else {
+        return;
+    };
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let sent = read_until_closed(&mut stream).await;
+    assert!(!sent.contains("200 OK"), "{sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_within_the_body_timeout_is_cut_off() {
+    let Some(app) = spawn(limits(|l| l.body_timeout = Duration::from_secs(1))).await else {
+        return;
+    };
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 200\r\n\r\n{\"email\": ",
+        )
+        .await
+        .unwrap();
+    let sent = read_until_closed(&mut stream).await;
+    assert!(
+        sent.is_empty(),
+        "no answer is owed to a stalled body: {sent}"
+    );
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_connection_is_closed_after_the_keepalive_timeout() {
+    let Some(app) = spawn(limits(|l| l.keepalive_timeout = Duration::from_secs(1))).await else {
+        return;
+    };
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer comes, then nothing more is asked: the server hangs up by itself.
+    let sent = read_until_closed(&mut stream).await;
+    assert!(sent.starts_with("HTTP/1.1 200 OK"), "{sent}");
+}
+
+/// A connection the server has taken a slot for: it answered a request on it, and keeps it
+/// open (keep-alive) until the client leaves.
+async fn held_connection(app: &TestApp) -> TcpStream {
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_cap_get_503_while_it_is_full_and_are_served_once_it_frees() {
+    let Some(app) = spawn(limits(|l| l.max_connections = 2)).await else {
+        return;
+    };
+    let held = [held_connection(&app).await, held_connection(&app).await];
+
+    // The probe sends nothing, so the refusal is the only thing it can read.
+    let mut probe = TcpStream::connect(app.addr).await.unwrap();
+    let refused = read_until_closed(&mut probe).await;
+    assert!(
+        refused.starts_with("HTTP/1.1 503 Service Unavailable"),
+        "{refused}"
+    );
+    assert!(refused.contains("retry-after: 1"), "{refused}");
+    assert!(
+        refused.contains(r#""code":"service_unavailable""#),
+        "{refused}"
+    );
+
+    drop(held);
+    // The server notices the departures on its own schedule: ask until it answers.
+    let answered = tokio::time::timeout(BOUND, async {
+        loop {
+            let fresh = reqwest::Client::new();
+            if let Ok(res) = fresh.get(app.url("/healthz")).send().await
+                && res.status() == StatusCode::OK
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "the server stayed full after its clients left"
+    );
+}
+
+/// The `method` labels of the latency histogram.
+async fn method_labels(app: &TestApp) -> BTreeSet<String> {
+    app.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("tessera_http_request_duration_seconds_count"))
+        .filter_map(|l| l.split("method=\"").nth(1))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_methods_add_no_metric_series() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let series_before = app.metrics().await.lines().count();
+    for i in 1..=50 {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        let request = format!("BOGUS{i} /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let sent = read_until_closed(&mut stream).await;
+        assert!(sent.starts_with("HTTP/1.1 405"), "{sent}");
+    }
+    let text = app.metrics().await;
+    assert!(!text.contains("BOGUS"), "{text}");
+    let known: BTreeSet<String> = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "other",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let labels = method_labels(&app).await;
+    assert!(labels.is_subset(&known), "{labels:?}");
+    assert!(labels.contains("other"), "{labels:?}");
+    // New since the first scrape: that scrape's own series and ONE series for the 50
+    // invented methods (15 lines of histogram each), not 50.
+    let series_after = text.lines().count();
+    assert!(
+        series_after <= series_before + 2 * 15,
+        "{series_before} lines before, {series_after} after:\n{text}"
+    );
+}

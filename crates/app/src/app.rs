@@ -41,6 +41,8 @@ pub struct Settings {
     /// the session again; zero turns the cache off. The cache runs only with a revocation
     /// bus (see `App::build`).
     pub session_cache_ttl: Duration,
+    /// How long ended sessions and events are kept, and the purge batch size.
+    pub retention: crate::retention::Retention,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -72,6 +74,7 @@ impl Default for Settings {
             limits: Limits::default(),
             step_up: StepUpPolicy::defaults(),
             session_cache_ttl: Duration::seconds(60),
+            retention: crate::retention::Retention::default(),
         }
     }
 }

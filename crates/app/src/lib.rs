@@ -11,6 +11,7 @@
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
+//! - `retention`: purging ended sessions, expired challenges and old events.
 //! - `testkit` (feature): the conformance suites and a manual clock.
 
 pub mod ports;
@@ -30,6 +31,7 @@ mod login;
 mod mfa;
 mod refresh;
 mod rekey;
+mod retention;
 mod sessions;
 
 pub use admin::{Actor, parse_reason};
@@ -39,4 +41,5 @@ pub use error::AppError;
 pub use login::{LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use rekey::RotationReport;
+pub use retention::Retention;
 pub use sessions::{Me, Principal};

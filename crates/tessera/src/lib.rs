@@ -2,11 +2,13 @@
 //!
 //! - `cli`: the command line. `config`: settings from defaults, file and environment.
 //! - `master_key`: loading or creating the key that seals secrets at rest.
+//! - `retention`: the background purge and `tessera admin purge`.
 //! - `startup`: adapters from configuration, binding, graceful shutdown.
 //! - `telemetry`: logging.
 
 pub mod cli;
 pub mod config;
 pub mod master_key;
+pub mod retention;
 pub mod startup;
 pub mod telemetry;

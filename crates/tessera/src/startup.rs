@@ -130,6 +130,7 @@ async fn router<S: Store>(
         "starting the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
          the one the signing keys were sealed with?)",
     )?;
+    crate::retention::spawn(app.clone(), &config.retention);
     Ok(tessera_server::router(AppState::new(
         app,
         config.trusted_proxies.clone(),
@@ -231,6 +232,13 @@ async fn admin_with<S: Store>(
                 .map_err(admin_error)?;
             format!("{email}: {revoked} session(s) revoked")
         }
+        AdminCommand::Purge { once } => {
+            let (report, runs) =
+                crate::retention::purge_until_done(&app, once, std::time::Duration::ZERO)
+                    .await
+                    .map_err(admin_error)?;
+            crate::retention::summary(&report, runs)
+        }
     };
     Ok(out)
 }
@@ -269,6 +277,7 @@ fn settings(config: &Config) -> Settings {
         },
         step_up: config.step_up.clone(),
         session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),
+        retention: crate::retention::settings(&config.retention),
     }
 }
 

@@ -28,8 +28,10 @@ pub(super) async fn expired(
     let refresh_tokens = delete(
         pool,
         concat!(
+            // CROSS JOIN makes SQLite walk ended sessions (by index) and look their
+            // tokens up, rather than scan every token and look its session up.
             "DELETE FROM refresh_tokens WHERE rowid IN (SELECT rt.rowid FROM sessions s \
-             JOIN refresh_tokens rt ON rt.session_id = s.id WHERE ",
+             CROSS JOIN refresh_tokens rt ON rt.session_id = s.id WHERE ",
             ended_before_1!(),
             " LIMIT ?2)"
         ),

@@ -38,6 +38,17 @@ impl PurgeReport {
     pub fn total(&self) -> u64 {
         self.refresh_tokens + self.sessions + self.mfa_challenges + self.security_events
     }
+
+    /// Adds the counts of a later run; whether more remain is what that run said.
+    pub fn then(self, later: PurgeReport) -> PurgeReport {
+        PurgeReport {
+            refresh_tokens: self.refresh_tokens + later.refresh_tokens,
+            sessions: self.sessions + later.sessions,
+            mfa_challenges: self.mfa_challenges + later.mfa_challenges,
+            security_events: self.security_events + later.security_events,
+            more: later.more,
+        }
+    }
 }
 
 pub trait RetentionStore: Send + Sync {

@@ -12,6 +12,7 @@ mod pages;
 mod process;
 mod ratelimit;
 mod refresh;
+mod retention;
 mod revocation;
 mod rotation;
 mod web;

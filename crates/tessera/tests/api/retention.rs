@@ -101,20 +101,36 @@ both_backends!(
             before.push(count(&app, t).await);
         }
 
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["admin", "purge"])
-            .env_clear()
-            .env("TESSERA_DATABASE_URL", app.db.url())
-            .env("TESSERA_MASTER_KEY", &app.master_key)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
+        let purge = |args: &[&str], batch: &str| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+                .arg("admin")
+                .arg("purge")
+                .args(args)
+                .env_clear()
+                .env("TESSERA_DATABASE_URL", app.db.url())
+                .env("TESSERA_MASTER_KEY", &app.master_key)
+                .env("TESSERA_RETENTION_BATCH", batch)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            assert!(
+                out.status.success(),
+                "{stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            stdout
+        };
+
+        // One batch of one row per table: one of the two history rows (so the session
+        // stays), one event, and the report asks for another run.
+        assert_eq!(
+            purge(&["--once"], "1"),
+            "purged 1 refresh token(s), 0 session(s), 0 MFA challenge(s), 1 security \
+             event(s) in 1 run(s); more remain (run it again)"
         );
+        assert_eq!(count(&app, "sessions").await, before[1]);
+        let stdout = purge(&[], "1000");
 
         let mut after = Vec::new();
         for t in tables {
@@ -122,10 +138,11 @@ both_backends!(
         }
         let events = before[2] - after[2];
         assert_eq!(
-            stdout.trim(),
+            stdout,
             format!(
-                "purged 2 refresh token(s), 1 session(s), 0 MFA challenge(s), \
-                 {events} security event(s) in 1 run(s)"
+                "purged 1 refresh token(s), 1 session(s), 0 MFA challenge(s), \
+                 {} security event(s) in 1 run(s)",
+                events - 1
             )
         );
         assert_eq!((before[0] - after[0], before[1] - after[1]), (2, 1));

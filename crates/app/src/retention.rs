@@ -54,3 +54,22 @@ impl<S: Store> App<S> {
             .await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn by_default_ended_sessions_stay_30_days_events_400_and_expired_challenges_not_at_all() {
+        let now = datetime!(2027-02-04 12:00 UTC);
+        let cutoffs = Retention::default().cutoffs(now);
+        assert_eq!(
+            cutoffs.sessions_ended_before,
+            datetime!(2027-01-05 12:00 UTC)
+        );
+        assert_eq!(cutoffs.events_before, datetime!(2025-12-31 12:00 UTC));
+        assert_eq!(cutoffs.challenges_expired_before, now);
+        assert_eq!(Retention::default().batch, 1000);
+    }
+}

@@ -1,50 +1,24 @@
 //! Retention: bounded deletes by age (`RetentionStore::purge_expired`).
 //!
-//! Each delete is one statement (its own transaction), found through the age indexes of
-//! migration 0004. Every node runs the purge; `FOR UPDATE SKIP LOCKED` lets concurrent
-//! runs take different rows instead of queueing on the same ones.
+//! Ended sessions go through a window: one transaction locks at most `batch` of them (by
+//! index), deletes at most `batch` of their history rows, then those of them left without
+//! history. Deleting a session outright would cascade to all its history at once; and
+//! picking "sessions without history" across the whole table would scan every ended
+//! session still holding some. The other tables are one statement each. Every node runs
+//! the purge; `FOR UPDATE SKIP LOCKED` lets concurrent runs take different rows instead of
+//! queueing on the same ones.
 
 use sqlx::PgPool;
 use tessera_app::ports::{PurgeCutoffs, PurgeReport};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::Db;
 
-/// A session has ended once revoked or past either deadline (a macro, so the statements
-/// stay `&'static str`).
-macro_rules! ended_before_1 {
-    () => {
-        "(s.revoked_at < $1 OR s.idle_expires_at < $1 OR s.absolute_expires_at < $1)"
-    };
-}
-
 pub(super) async fn expired(pool: &PgPool, cutoffs: &PurgeCutoffs, batch: u32) -> Db<PurgeReport> {
     let limit = i64::from(batch);
-    let ended = cutoffs.sessions_ended_before;
-    let refresh_tokens = delete(
-        pool,
-        concat!(
-            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT rt.token_hash \
-             FROM sessions s JOIN refresh_tokens rt ON rt.session_id = s.id WHERE ",
-            ended_before_1!(),
-            " LIMIT $2 FOR UPDATE OF rt SKIP LOCKED)"
-        ),
-        ended,
-        limit,
-    )
-    .await?;
-    let sessions = delete(
-        pool,
-        concat!(
-            "DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE ",
-            ended_before_1!(),
-            " AND NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id) \
-             LIMIT $2 FOR UPDATE SKIP LOCKED)"
-        ),
-        ended,
-        limit,
-    )
-    .await?;
+    let (refresh_tokens, sessions) =
+        ended_sessions(pool, cutoffs.sessions_ended_before, limit).await?;
     let mfa_challenges = delete(
         pool,
         "DELETE FROM mfa_challenges WHERE token_hash IN (SELECT token_hash FROM mfa_challenges \
@@ -61,14 +35,53 @@ pub(super) async fn expired(pool: &PgPool, cutoffs: &PurgeCutoffs, batch: u32) -
         limit,
     )
     .await?;
-    let counts = [refresh_tokens, sessions, mfa_challenges, security_events];
     Ok(PurgeReport {
         refresh_tokens,
         sessions,
         mfa_challenges,
         security_events,
-        more: counts.iter().any(|&n| n >= u64::from(batch)),
+        // A window that kept some history filled the history batch; otherwise every
+        // session of it went, and a full window may have left others behind.
+        more: [refresh_tokens, sessions, mfa_challenges, security_events]
+            .iter()
+            .any(|&n| n >= u64::from(batch)),
     })
+}
+
+/// History rows and sessions deleted from one window of ended sessions.
+async fn ended_sessions(pool: &PgPool, before: OffsetDateTime, limit: i64) -> Db<(u64, u64)> {
+    let mut tx = pool.begin().await?;
+    let window: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM sessions \
+         WHERE revoked_at < $1 OR idle_expires_at < $1 OR absolute_expires_at < $1 \
+         LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if window.is_empty() {
+        return Ok((0, 0));
+    }
+    let history = sqlx::query(
+        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
+         WHERE session_id = ANY($1) LIMIT $2)",
+    )
+    .bind(&window)
+    .bind(limit)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "DELETE FROM sessions s WHERE s.id = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM refresh_tokens rt WHERE rt.session_id = s.id)",
+    )
+    .bind(&window)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok((history, sessions))
 }
 
 async fn delete(pool: &PgPool, sql: &'static str, before: OffsetDateTime, limit: i64) -> Db<u64> {

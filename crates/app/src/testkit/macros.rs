@@ -72,6 +72,7 @@ macro_rules! store_conformance {
                 after_a_purge_a_live_session_still_refreshes_and_an_old_token_is_still_reuse,
                 purging_removes_expired_challenges_and_old_events_only,
                 a_purge_run_deletes_at_most_a_batch_per_table_and_says_when_more_remain,
+                an_ended_session_with_more_history_than_a_batch_goes_over_several_runs,
             }
         }
     };

@@ -326,3 +326,41 @@ pub async fn a_purge_run_deletes_at_most_a_batch_per_table_and_says_when_more_re
     assert_eq!(purge(&store, &cutoffs, 2).await, PurgeReport::default());
     assert!(store.list_events(user, 10).await.unwrap().is_empty());
 }
+
+/// An ended session with more history than a batch loses its history over several runs,
+/// the session itself going with its last history row, and every run but the last says
+/// more remain.
+pub async fn an_ended_session_with_more_history_than_a_batch_goes_over_several_runs<S: Store>(
+    store: S,
+) {
+    let clock = ManualClock::new(T0);
+    let user = given_user(&store).await;
+    let login = session_on(user, "phone", clock.now());
+    store.insert_session(&login).await.unwrap();
+    let tokens = rotate(&store, &login, clock.now(), 4).await;
+    store
+        .revoke_session(login.id, RevokeReason::Logout, clock.now())
+        .await
+        .unwrap();
+    clock.advance(KEEP_ENDED + Duration::days(1));
+    let cutoffs = cutoffs(clock.now());
+
+    let runs = [
+        purge(&store, &cutoffs, 2).await,
+        purge(&store, &cutoffs, 2).await,
+    ];
+    assert_eq!(
+        runs.map(|r| (r.refresh_tokens, r.sessions, r.more)),
+        [(2, 0, true), (2, 0, true)]
+    );
+    assert!(store.get_session(login.id).await.unwrap().is_some());
+    let last = purge(&store, &cutoffs, 2).await;
+    assert_eq!(
+        (last.refresh_tokens, last.sessions, last.more),
+        (1, 1, false)
+    );
+    assert!(store.get_session(login.id).await.unwrap().is_none());
+    for token in &tokens {
+        assert!(store.get_refresh(token).await.unwrap().is_none());
+    }
+}

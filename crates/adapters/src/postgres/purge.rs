@@ -63,9 +63,11 @@ async fn ended_sessions(pool: &PgPool, before: OffsetDateTime, limit: i64) -> Db
     if window.is_empty() {
         return Ok((0, 0));
     }
+    // Ordered by session, so a batch finishes whole sessions (which then go below)
+    // rather than taking a few rows from each.
     let history = sqlx::query(
         "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
-         WHERE session_id = ANY($1) LIMIT $2)",
+         WHERE session_id = ANY($1) ORDER BY session_id LIMIT $2)",
     )
     .bind(&window)
     .bind(limit)

@@ -55,8 +55,9 @@ pub trait RetentionStore: Send + Sync {
     /// Deletes at most `batch` rows from each table: rotation history of sessions ended
     /// before `cutoffs.sessions_ended_before`, then such sessions whose history is gone
     /// (deleting a session first would cascade to all its history at once, however long,
-    /// and break the bound), expired login challenges, and old security events. `more` is set when any table gave its whole batch. Each delete is one
-    /// statement, so a run can stop anywhere and the next one carries on.
+    /// and break the bound), expired login challenges, and old security events. `more`
+    /// is set when any table gave its whole batch. Each step commits on its own, so a
+    /// run can stop anywhere and the next one carries on.
     fn purge_expired(
         &self,
         cutoffs: &PurgeCutoffs,

@@ -314,6 +314,18 @@ macro_rules! impl_store_ports {
             }
         }
 
+        impl __p::RetentionStore for $store {
+            async fn purge_expired(
+                &self,
+                cutoffs: &__p::PurgeCutoffs,
+                batch: u32,
+            ) -> __p::StoreResult<__p::PurgeReport> {
+                purge::expired(&self.$write, cutoffs, batch)
+                    .await
+                    .map_err(store_error)
+            }
+        }
+
         impl __p::Store for $store {
             async fn ping(&self) -> __p::StoreResult<()> {
                 ::sqlx::query("SELECT 1")

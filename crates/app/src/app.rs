@@ -46,6 +46,8 @@ pub struct Settings {
     /// The password-hashing pool, whose wait also bounds how long an attempt waits for
     /// the attempts in flight on its rate-limit budget.
     pub hashing: HashingSettings,
+    /// How long ended sessions and events are kept, and the purge batch size.
+    pub retention: crate::retention::Retention,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -86,6 +88,7 @@ impl Default for Settings {
             step_up: StepUpPolicy::defaults(),
             session_cache_ttl: Duration::seconds(60),
             hashing: HashingSettings::defaults(),
+            retention: crate::retention::Retention::default(),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
+//! - `retention`: purging ended sessions, expired challenges and old events.
 //! - `testkit` (feature): the conformance suites and a manual clock.
 
 pub mod ports;
@@ -33,6 +34,7 @@ mod login;
 mod mfa;
 mod refresh;
 mod rekey;
+mod retention;
 mod sessions;
 
 pub use admin::{Actor, parse_reason};
@@ -43,4 +45,5 @@ pub use hashing::HashingSettings;
 pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use rekey::RotationReport;
+pub use retention::Retention;
 pub use sessions::{Me, Principal};

@@ -65,4 +65,12 @@ pub enum AdminCommand {
         #[arg(long)]
         email: String,
     },
+    /// Delete what retention allows (sessions ended long ago with their refresh-token
+    /// history, expired MFA challenges, old security events), a bounded batch per table
+    /// at a time until none is left; prints the counts. See docs/operations.md, "Retention".
+    Purge {
+        /// Run one bounded batch only.
+        #[arg(long)]
+        once: bool,
+    },
 }

@@ -53,6 +53,10 @@ struct FileConfig {
     hash_wait_ms: Option<i64>,
     /// Replaces the default step-up policy when given (file only: a list of tables).
     step_up: Option<Vec<StepUpRule>>,
+    retention_ended_sessions: Option<i64>,
+    retention_events: Option<i64>,
+    retention_batch: Option<i64>,
+    retention_interval: Option<i64>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     webhook_url: Option<String>,
@@ -165,6 +169,8 @@ pub struct Config {
     pub step_up: StepUpPolicy,
     /// Settings that belong to features not built yet; `serve` warns when they are set.
     pub not_yet_supported: Vec<&'static str>,
+    /// What the purge deletes when, and how often `serve` runs it.
+    pub retention: RetentionConfig,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
@@ -415,6 +421,15 @@ impl Config {
             )?,
             step_up,
             not_yet_supported,
+            retention: RetentionConfig::resolve(
+                [
+                    file.retention_ended_sessions,
+                    file.retention_events,
+                    file.retention_batch,
+                    file.retention_interval,
+                ],
+                &env,
+            )?,
         };
         if config.session_cache_ttl_secs > 3600 {
             bail!(
@@ -440,6 +455,66 @@ impl Config {
     /// The settings the embedded defaults give, for tests and examples.
     pub fn embedded_defaults() -> anyhow::Result<Self> {
         Self::resolve(FileConfig::default(), |_| None)
+    }
+}
+
+/// Retention: how long ended sessions and security events are kept, how many rows of
+/// each table one purge run may delete, and how often `serve` runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub ended_sessions_secs: i64,
+    pub events_secs: i64,
+    pub batch: u32,
+    /// Seconds between background runs; 0: no background purge (`tessera admin purge`
+    /// from cron instead).
+    pub interval_secs: u64,
+}
+
+impl RetentionConfig {
+    /// `from_file`: the file's `retention_ended_sessions`, `retention_events`,
+    /// `retention_batch` and `retention_interval`, in that order.
+    fn resolve(
+        from_file: [Option<i64>; 4],
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let [file_ended_sessions, file_events, file_batch, file_interval] = from_file;
+        let value = |name: &str, from_file: Option<i64>, default: i64, min: i64, max: i64| {
+            let v = match env(name) {
+                Some(raw) => raw
+                    .parse::<i64>()
+                    .with_context(|| format!("{name}: {raw:?} is not a whole number"))?,
+                None => from_file.unwrap_or(default),
+            };
+            if !(min..=max).contains(&v) {
+                bail!("{name} must be between {min} and {max}");
+            }
+            Ok(v)
+        };
+        const DAY: i64 = 86_400;
+        // A day at least: reuse of a token of a just-ended session should still read as
+        // "revoked" for a while, and a typo should not wipe the audit trail.
+        let ended_sessions_secs = value(
+            "TESSERA_RETENTION_ENDED_SESSIONS",
+            file_ended_sessions,
+            30 * DAY,
+            DAY,
+            100 * 365 * DAY,
+        )?;
+        let events_secs = value(
+            "TESSERA_RETENTION_EVENTS",
+            file_events,
+            400 * DAY,
+            DAY,
+            100 * 365 * DAY,
+        )?;
+        let batch = value("TESSERA_RETENTION_BATCH", file_batch, 1000, 1, 100_000)?;
+        let interval = value("TESSERA_RETENTION_INTERVAL", file_interval, 600, 0, 7 * DAY)?;
+        Ok(Self {
+            ended_sessions_secs,
+            events_secs,
+            batch: u32::try_from(batch).context("TESSERA_RETENTION_BATCH")?,
+            interval_secs: u64::try_from(interval).context("TESSERA_RETENTION_INTERVAL")?,
+        })
     }
 }
 
@@ -597,6 +672,30 @@ mod tests {
         assert!(resolve("", &[("TESSERA_TRUSTED_PROXIES", "nope")]).is_err());
         assert!(resolve("", &[("TESSERA_DATABASE_URL", "mysql://x")]).is_err());
         assert!(resolve("unknown_key = 1", &[]).is_err());
+    }
+
+    #[test]
+    fn retention_defaults_to_30_days_of_ended_sessions_400_of_events_and_is_checked() {
+        let c = resolve("", &[]).unwrap().retention;
+        assert_eq!(c.ended_sessions_secs, 30 * 86_400);
+        assert_eq!(c.events_secs, 400 * 86_400);
+        assert_eq!((c.batch, c.interval_secs), (1000, 600));
+        let c = resolve(
+            "retention_events = 864000\nretention_batch = 50",
+            &[("TESSERA_RETENTION_INTERVAL", "0")],
+        )
+        .unwrap()
+        .retention;
+        assert_eq!((c.events_secs, c.batch, c.interval_secs), (864_000, 50, 0));
+        for (name, bad) in [
+            ("TESSERA_RETENTION_ENDED_SESSIONS", "3600"),
+            ("TESSERA_RETENTION_EVENTS", "soon"),
+            ("TESSERA_RETENTION_BATCH", "0"),
+            ("TESSERA_RETENTION_INTERVAL", "-1"),
+        ] {
+            let e = resolve("", &[(name, bad)]).unwrap_err();
+            assert!(format!("{e:#}").contains(name), "{e:#}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - `cli`: the command line. `config`: settings from defaults, file and environment.
 //! - `master_key`: loading or creating the key that seals secrets at rest.
+//! - `retention`: the background purge and `tessera admin purge`.
 //! - `startup`: adapters from configuration, binding, graceful shutdown.
 //! - `edge`: the serve loop that bounds every client (deadlines, connection cap).
 //! - `telemetry`: logging.
@@ -10,5 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod master_key;
+pub mod retention;
 pub mod startup;
 pub mod telemetry;

@@ -132,6 +132,7 @@ async fn router<S: Store>(
         "starting the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
          the one the signing keys were sealed with?)",
     )?;
+    crate::retention::spawn(app.clone(), &config.retention);
     Ok(tessera_server::router(AppState::new(
         app,
         config.trusted_proxies.clone(),
@@ -233,6 +234,13 @@ async fn admin_with<S: Store>(
                 .map_err(admin_error)?;
             format!("{email}: {revoked} session(s) revoked")
         }
+        AdminCommand::Purge { once } => {
+            let (report, runs) =
+                crate::retention::purge_until_done(&app, once, std::time::Duration::ZERO)
+                    .await
+                    .map_err(admin_error)?;
+            crate::retention::summary(&report, runs)
+        }
     };
     Ok(out)
 }
@@ -288,6 +296,7 @@ fn settings(config: &Config) -> Settings {
             queue: usize::try_from(config.hash_queue).unwrap_or(1),
             wait: std::time::Duration::from_millis(u64::try_from(config.hash_wait_ms).unwrap_or(1)),
         },
+        retention: crate::retention::settings(&config.retention),
     }
 }
 

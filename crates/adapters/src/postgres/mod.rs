@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod keys;
 mod mfa;
+mod purge;
 mod rows;
 mod sessions;
 mod users;

@@ -10,6 +10,7 @@ mod events;
 mod keys;
 mod mfa;
 mod micros;
+mod purge;
 mod rows;
 mod sessions;
 mod users;

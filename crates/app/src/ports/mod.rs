@@ -8,11 +8,13 @@
 mod limiter;
 mod mfa;
 mod records;
+mod retention;
 mod revocation;
 
 pub use limiter::*;
 pub use mfa::*;
 pub use records::*;
+pub use retention::*;
 pub use revocation::*;
 
 use std::future::Future;
@@ -152,7 +154,16 @@ pub trait KeyStore: Send + Sync {
 
 /// Everything the application needs from storage, as one bound.
 pub trait Store:
-    UserStore + SessionStore + EventStore + KeyStore + MfaStore + Clone + Send + Sync + 'static
+    UserStore
+    + SessionStore
+    + EventStore
+    + KeyStore
+    + MfaStore
+    + RetentionStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;

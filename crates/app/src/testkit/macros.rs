@@ -68,6 +68,11 @@ macro_rules! store_conformance {
                 every_sealed_totp_secret_enabled_or_pending_is_listed,
                 sealed_totp_secrets_are_swapped_only_from_the_expected_values,
                 of_eight_concurrent_swaps_of_one_sealed_totp_secret_exactly_one_wins,
+                purging_removes_sessions_ended_long_ago_with_their_history_and_nothing_else,
+                after_a_purge_a_live_session_still_refreshes_and_an_old_token_is_still_reuse,
+                purging_removes_expired_challenges_and_old_events_only,
+                a_purge_run_deletes_at_most_a_batch_per_table_and_says_when_more_remain,
+                an_ended_session_with_more_history_than_a_batch_goes_over_several_runs,
             }
         }
     };

@@ -14,6 +14,7 @@ mod pages;
 mod process;
 mod ratelimit;
 mod refresh;
+mod retention;
 mod revocation;
 mod rotation;
 mod web;

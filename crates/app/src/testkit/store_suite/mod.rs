@@ -14,10 +14,12 @@
 //! - `resealing`: what master-key rotation needs (listing sealed TOTP secrets, swapping
 //!   sealed values only from the bytes read).
 //! - `timestamps`: exact round trips of every stored instant.
+//! - `purge`: retention (what goes, what a live session keeps, the batch bound).
 
 mod expiry;
 mod logins;
 mod mfa;
+mod purge;
 mod records;
 mod resealing;
 mod revocation;
@@ -28,6 +30,7 @@ mod users;
 pub use expiry::*;
 pub use logins::*;
 pub use mfa::*;
+pub use purge::*;
 pub use records::*;
 pub use resealing::*;
 pub use revocation::*;

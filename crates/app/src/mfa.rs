@@ -12,6 +12,7 @@ use tessera_core::jwt::Assurance;
 use tessera_core::mfa::qr::qr_svg;
 use tessera_core::mfa::recovery::{RECOVERY_CODES, RecoveryCode};
 use tessera_core::mfa::totp::{self, TotpCode, TotpSecret};
+use tessera_core::password::Password;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::MfaToken;
 use time::Duration;
@@ -19,6 +20,7 @@ use time::Duration;
 use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
+use crate::login::PROVIDER;
 use crate::ports::{MfaRecord, Store, UserRecord};
 use crate::sessions::Principal;
 
@@ -114,11 +116,42 @@ impl<S: Store> App<S> {
         TotpSecret::from_bytes(&bytes).map_err(|e| AppError::Internal(e.0.into()))
     }
 
-    pub async fn totp_setup(&self, who: &Principal) -> Result<TotpSetup, AppError> {
+    /// Starts (or restarts) enrolment. Binding a new authenticator needs the account's
+    /// current password (NIST SP 800-63B §6.1.2.1): a stolen access token alone must not
+    /// let a thief bind his own phone and so reach AAL2. A wrong password is a guess at
+    /// the account's password, so it spends the account's login budget as a failed login.
+    pub async fn totp_setup(
+        &self,
+        who: &Principal,
+        password: Password,
+        ctx: &RequestContext,
+    ) -> Result<TotpSetup, AppError> {
         let user = self.user(who.user_id).await?;
+        // A 409 checks no password, so it must not spend the budget: look first.
         if self.mfa_enabled(user.id).await?.is_some() {
             return Err(AppError::MfaAlreadyEnabled);
         }
+        let budget = [(
+            LimitKey::login_account(user.email.normalized(), PROVIDER),
+            self.settings.limits.login_per_account,
+        )];
+        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
+        if !self
+            .check_password(password, user.password_hash.clone())
+            .await?
+        {
+            reserved.keep();
+            self.record(
+                user.id,
+                EventKind::LoginFailed,
+                ctx,
+                Some(who.session_id()),
+                serde_json::json!({"reason": "invalid_password", "during": "mfa_setup"}),
+            )
+            .await?;
+            return Err(AppError::InvalidCredentials);
+        }
+        self.refund(reserved).await;
         let secret = TotpSecret::from_random(random()?);
         let sealed = self.keys.master().seal(
             random()?,

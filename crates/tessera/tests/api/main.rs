@@ -3,6 +3,7 @@
 
 mod account;
 mod auth;
+mod binding;
 mod browser;
 mod devices;
 mod helpers;

@@ -11,3 +11,8 @@ CREATE INDEX refresh_tokens_sealed ON refresh_tokens (used_at)
 UPDATE refresh_tokens SET sealed_successor = NULL
 WHERE sealed_successor IS NOT NULL
   AND successor_hash IN (SELECT token_hash FROM refresh_tokens WHERE used_at IS NOT NULL);
+
+-- A login's second step stands only while the password its first step verified is still
+-- the user's. Challenges written before this column existed carry none and so fail their
+-- second step (they live five minutes; the user signs in again).
+ALTER TABLE mfa_challenges ADD COLUMN password_hash TEXT NOT NULL DEFAULT '';

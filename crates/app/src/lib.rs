@@ -31,6 +31,7 @@ mod mfa;
 mod refresh;
 mod rekey;
 mod sessions;
+mod signin;
 
 pub use admin::{Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};

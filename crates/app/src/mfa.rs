@@ -23,6 +23,7 @@ use crate::limits::Subject;
 use crate::login::PROVIDER;
 use crate::ports::{MfaRecord, Store, UserRecord};
 use crate::sessions::Principal;
+use crate::signin::SignInBasis;
 
 /// Sealing purpose of TOTP secrets (the owner is the user id).
 pub(crate) const TOTP_PURPOSE: &str = "totp-secret";
@@ -272,6 +273,7 @@ impl<S: Store> App<S> {
                 ip: ctx.ip,
                 created_at: now,
                 expires_at: now + MFA_TOKEN_TTL,
+                password_hash: user.password_hash.clone(),
             })
             .await?;
         Ok(MfaPending {
@@ -294,6 +296,15 @@ impl<S: Store> App<S> {
             .await?
             .ok_or(AppError::InvalidMfaToken)?;
         let user = self.user(challenge.user_id).await?;
+        // Judged on the password the first step verified and the factor enrolled now; a
+        // challenge that outlived either is void before any code is looked at.
+        let basis = SignInBasis {
+            password_hash: challenge.password_hash.clone(),
+            factor: self.mfa_enabled(user.id).await?.and_then(|m| m.enabled_at),
+        };
+        if basis.factor.is_none() || user.password_hash != basis.password_hash {
+            return Err(AppError::InvalidMfaToken);
+        }
         self.check_second_factor(&user, code, ctx, "login").await?;
         if !self
             .store
@@ -302,14 +313,19 @@ impl<S: Store> App<S> {
         {
             return Err(AppError::InvalidMfaToken);
         }
-        self.open_session(
-            &user,
-            challenge.device_id,
-            challenge.device_name,
-            Assurance::PasswordAndOtp,
-            ctx,
-        )
-        .await
+        let tokens = self
+            .open_session(
+                &user,
+                challenge.device_id,
+                challenge.device_name,
+                Assurance::PasswordAndOtp,
+                ctx,
+            )
+            .await?;
+        // A change that committed after the reads above (and before its purge reached the
+        // challenge) must not leave this session standing: the same rule as `login`.
+        self.sign_in_stands(user.id, tokens, &basis, AppError::InvalidMfaToken)
+            .await
     }
 
     /// Re-verifies the user on this session; the session's MFA time becomes now.

@@ -15,4 +15,5 @@ mod ratelimit;
 mod refresh;
 mod revocation;
 mod rotation;
+mod signin_races;
 mod web;

@@ -213,8 +213,8 @@ pub(crate) fn device_id(raw: &str) -> Result<DeviceId, CorruptRow> {
 }
 
 pub(crate) fn device_name(raw: Option<String>) -> Result<Option<DeviceName>, CorruptRow> {
-    raw.map(|n| DeviceName::parse(&n).map_err(|_| CorruptRow("device_name")))
-        .transpose()
+    // Names stored before the current rule are shown without what it forbids.
+    Ok(raw.map(|n| DeviceName::from_stored(&n)))
 }
 
 pub(crate) fn ip(raw: Option<String>) -> Result<Option<IpAddr>, CorruptRow> {

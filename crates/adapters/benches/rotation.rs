@@ -78,6 +78,7 @@ async fn rotate_chain<S: Store>(
                 presented: presented.hash(),
                 successor: token(*next + 1).hash(),
                 sealed_successor: None,
+                seals_expire_before: NOW,
                 now: NOW,
                 idle_expires_at: NOW + time::Duration::days(7),
                 ip: None,

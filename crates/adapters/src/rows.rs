@@ -8,6 +8,7 @@ use tessera_app::ports::{MfaChallenge, MfaRecord, RefreshRecord, SealedTotp, Ses
 use tessera_core::event::EventKind;
 use tessera_core::ids::{DeviceId, DeviceName, Role, SessionId, UserId};
 use tessera_core::jwt::Assurance;
+use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::{RevokeReason, SessionState};
 use time::OffsetDateTime;
@@ -142,7 +143,8 @@ pub(crate) use mfa_columns;
 /// dialects' challenge row structs.
 macro_rules! challenge_columns {
     () => {
-        "token_hash, user_id, device_id, device_name, user_agent, ip, created_at, expires_at"
+        "token_hash, user_id, device_id, device_name, user_agent, ip, created_at, expires_at, \
+         password_hash"
     };
 }
 pub(crate) use challenge_columns;
@@ -183,6 +185,7 @@ pub(crate) struct ChallengeColumns {
     pub ip: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    pub password_hash: String,
 }
 
 impl ChallengeColumns {
@@ -196,6 +199,7 @@ impl ChallengeColumns {
             ip: ip(self.ip)?,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            password_hash: PasswordHash::from_stored(self.password_hash),
         })
     }
 }
@@ -209,8 +213,8 @@ pub(crate) fn device_id(raw: &str) -> Result<DeviceId, CorruptRow> {
 }
 
 pub(crate) fn device_name(raw: Option<String>) -> Result<Option<DeviceName>, CorruptRow> {
-    raw.map(|n| DeviceName::parse(&n).map_err(|_| CorruptRow("device_name")))
-        .transpose()
+    // Names stored before the current rule are shown without what it forbids.
+    Ok(raw.map(|n| DeviceName::from_stored(&n)))
 }
 
 pub(crate) fn ip(raw: Option<String>) -> Result<Option<IpAddr>, CorruptRow> {

@@ -36,6 +36,7 @@ mod refresh;
 mod rekey;
 mod retention;
 mod sessions;
+mod signin;
 
 pub use admin::{Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};

@@ -7,13 +7,13 @@ use tessera_core::jwt::Assurance;
 use tessera_core::password::Password;
 use tessera_core::ratelimit::{LimitKey, Policy};
 use tessera_core::secret::RefreshToken;
-use tessera_core::session::RevokeReason;
 
 use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
 use crate::mfa::MfaPending;
 use crate::ports::{NewSession, NewUser, Store, StoreError, UserRecord};
+use crate::signin::SignInBasis;
 
 /// The only login provider of API version 1.
 pub const PROVIDER: &str = "password";
@@ -174,14 +174,14 @@ impl<S: Store> App<S> {
             }
         };
         self.refund(reserved).await;
-        let verified = user.password_hash.clone();
+        // A password change racing this login must not leave a session or a challenge made
+        // with the old password (the rule and why it holds: `signin`).
+        let basis = SignInBasis::password(user.password_hash.clone());
         if self.mfa_enabled(user.id).await?.is_some() {
             let pending = self
                 .begin_mfa_login(&user, input.device_id, input.device_name, ctx)
                 .await?;
-            // As below: a password change that raced this check must not leave a usable
-            // challenge behind (the change purges the challenges it can see).
-            if !self.password_unchanged(&user, &verified).await? {
+            if self.basis_changed(user.id, &basis).await?.is_some() {
                 self.store.purge_mfa_challenges(user.id).await?;
                 return Err(AppError::InvalidCredentials);
             }
@@ -196,31 +196,9 @@ impl<S: Store> App<S> {
                 ctx,
             )
             .await?;
-        // A password change that committed between our check and our insert revoked the
-        // user's sessions before this one existed. Look again: either its revocation saw
-        // this session, or this read sees its new hash — never neither.
-        if !self.password_unchanged(&user, &verified).await? {
-            let now = self.clock.now();
-            if self
-                .store
-                .revoke_session(tokens.session_id, RevokeReason::PasswordChanged, now)
-                .await?
-            {
-                self.revoked(&[tokens.session_id]).await;
-            }
-            return Err(AppError::InvalidCredentials);
-        }
-        Ok(LoginOutcome::Authenticated(tokens))
-    }
-
-    /// The user's stored password hash is still the one a login just verified.
-    async fn password_unchanged(
-        &self,
-        user: &UserRecord,
-        verified: &tessera_core::password::PasswordHash,
-    ) -> Result<bool, AppError> {
-        let current = self.store.get_user(user.id).await?.map(|u| u.password_hash);
-        Ok(current.as_ref() == Some(verified))
+        self.sign_in_stands(user.id, tokens, &basis, AppError::InvalidCredentials)
+            .await
+            .map(LoginOutcome::Authenticated)
     }
 
     /// Creates the device's session (superseding an older one on that device) and its tokens.

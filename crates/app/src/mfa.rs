@@ -12,6 +12,7 @@ use tessera_core::jwt::Assurance;
 use tessera_core::mfa::qr::qr_svg;
 use tessera_core::mfa::recovery::{RECOVERY_CODES, RecoveryCode};
 use tessera_core::mfa::totp::{self, TotpCode, TotpSecret};
+use tessera_core::password::Password;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::MfaToken;
 use time::Duration;
@@ -19,8 +20,10 @@ use time::Duration;
 use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
+use crate::login::PROVIDER;
 use crate::ports::{MfaRecord, Store, UserRecord};
 use crate::sessions::Principal;
+use crate::signin::SignInBasis;
 
 /// Sealing purpose of TOTP secrets (the owner is the user id).
 pub(crate) const TOTP_PURPOSE: &str = "totp-secret";
@@ -114,11 +117,42 @@ impl<S: Store> App<S> {
         TotpSecret::from_bytes(&bytes).map_err(|e| AppError::Internal(e.0.into()))
     }
 
-    pub async fn totp_setup(&self, who: &Principal) -> Result<TotpSetup, AppError> {
+    /// Starts (or restarts) enrolment. Binding a new authenticator needs the account's
+    /// current password (NIST SP 800-63B §6.1.2.1): a stolen access token alone must not
+    /// let a thief bind his own phone and so reach AAL2. A wrong password is a guess at
+    /// the account's password, so it spends the account's login budget as a failed login.
+    pub async fn totp_setup(
+        &self,
+        who: &Principal,
+        password: Password,
+        ctx: &RequestContext,
+    ) -> Result<TotpSetup, AppError> {
         let user = self.user(who.user_id).await?;
+        // A 409 checks no password, so it must not spend the budget: look first.
         if self.mfa_enabled(user.id).await?.is_some() {
             return Err(AppError::MfaAlreadyEnabled);
         }
+        let budget = [(
+            LimitKey::login_account(user.email.normalized(), PROVIDER),
+            self.settings.limits.login_per_account,
+        )];
+        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
+        if !self
+            .check_password(password, user.password_hash.clone())
+            .await?
+        {
+            reserved.keep();
+            self.record(
+                user.id,
+                EventKind::LoginFailed,
+                ctx,
+                Some(who.session_id()),
+                serde_json::json!({"reason": "invalid_password", "during": "mfa_setup"}),
+            )
+            .await?;
+            return Err(AppError::InvalidCredentials);
+        }
+        self.refund(reserved).await;
         let secret = TotpSecret::from_random(random()?);
         let sealed = self.keys.master().seal(
             random()?,
@@ -239,6 +273,7 @@ impl<S: Store> App<S> {
                 ip: ctx.ip,
                 created_at: now,
                 expires_at: now + MFA_TOKEN_TTL,
+                password_hash: user.password_hash.clone(),
             })
             .await?;
         Ok(MfaPending {
@@ -261,6 +296,15 @@ impl<S: Store> App<S> {
             .await?
             .ok_or(AppError::InvalidMfaToken)?;
         let user = self.user(challenge.user_id).await?;
+        // Judged on the password the first step verified and the factor enrolled now; a
+        // challenge that outlived either is void before any code is looked at.
+        let basis = SignInBasis {
+            password_hash: challenge.password_hash.clone(),
+            factor: self.mfa_enabled(user.id).await?.and_then(|m| m.enabled_at),
+        };
+        if basis.factor.is_none() || user.password_hash != basis.password_hash {
+            return Err(AppError::InvalidMfaToken);
+        }
         self.check_second_factor(&user, code, ctx, "login").await?;
         if !self
             .store
@@ -269,14 +313,19 @@ impl<S: Store> App<S> {
         {
             return Err(AppError::InvalidMfaToken);
         }
-        self.open_session(
-            &user,
-            challenge.device_id,
-            challenge.device_name,
-            Assurance::PasswordAndOtp,
-            ctx,
-        )
-        .await
+        let tokens = self
+            .open_session(
+                &user,
+                challenge.device_id,
+                challenge.device_name,
+                Assurance::PasswordAndOtp,
+                ctx,
+            )
+            .await?;
+        // A change that committed after the reads above (and before its purge reached the
+        // challenge) must not leave this session standing: the same rule as `login`.
+        self.sign_in_stands(user.id, tokens, &basis, AppError::InvalidMfaToken)
+            .await
     }
 
     /// Re-verifies the user on this session; the session's MFA time becomes now.

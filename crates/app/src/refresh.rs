@@ -80,6 +80,8 @@ impl<S: Store> App<S> {
             successor: successor.hash(),
             sealed_successor: (self.settings.refresh_retry_window > time::Duration::ZERO)
                 .then(|| seal_successor(presented, &successor)),
+            // Past the window a seal can never be replayed (`decide`), only abused.
+            seals_expire_before: now - self.settings.refresh_retry_window,
             now,
             idle_expires_at: self
                 .settings

@@ -84,23 +84,64 @@ impl DeviceId {
     }
 }
 
-/// A human label for a device ("Ana's phone"), at most 100 characters, no control characters.
+/// A human label for a device ("Ana's phone"), at most 100 characters, with no control
+/// character and no invisible formatting character: bidi overrides and isolates
+/// (U+202E turns "Ana's phone" into text that reads otherwise), zero-width characters and
+/// the like would let a name impersonate another entry of the device list.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DeviceName(String);
 
 impl DeviceName {
     pub fn parse(raw: &str) -> Result<Self, InvalidField> {
         let trimmed = raw.trim();
-        if trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+        if trimmed.chars().count() > 100 || trimmed.chars().any(hidden) {
             return Err(InvalidField(
-                "must be at most 100 characters without control characters",
+                "must be at most 100 characters without control or invisible formatting \
+                 characters",
             ));
         }
         Ok(Self(trimmed.to_owned()))
     }
+
+    /// A name read back from storage: written before the rule above, it may hold such
+    /// characters; they are dropped (never shown) rather than failing the whole read.
+    pub fn from_stored(raw: &str) -> Self {
+        Self(raw.trim().chars().filter(|c| !hidden(*c)).collect())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A control character (Cc), a Unicode format character (Cf: bidi controls, zero-width
+/// characters, tags, the BOM, …) or a line/paragraph separator: nothing a label needs.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
 }
 
 /// A role name such as `admin` or `vendor`: 1 to 64 characters of `[a-z0-9_.-]`.
@@ -145,6 +186,38 @@ impl KeyId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_name_with_bidi_zero_width_or_control_characters_is_refused() {
+        for spoof in [
+            "Ana's \u{202E}enohp",
+            "Ana\u{200B}'s phone",
+            "\u{2066}Ana's phone\u{2069}",
+            "\u{2067}x\u{2068}",
+            "Ana's\u{200D}phone",
+            "\u{FEFF}phone",
+            "phone\u{E0041}",
+            "two\u{2028}lines",
+            "bell\u{7}",
+            "del\u{7F}",
+            "c1\u{85}next",
+        ] {
+            assert!(DeviceName::parse(spoof).is_err(), "{spoof:?}");
+        }
+        for fine in [
+            "Ana's phone",
+            "Zoë's “iPhone”",
+            "Pixel 8 – work",
+            "عمل",
+            "電話",
+        ] {
+            assert_eq!(DeviceName::parse(fine).unwrap().as_str(), fine);
+        }
+        assert_eq!(
+            DeviceName::from_stored("Ana's \u{202E}enohp").as_str(),
+            "Ana's enohp"
+        );
+    }
 
     #[test]
     fn device_id_accepts_the_documented_alphabet_and_refuses_the_rest() {

@@ -38,12 +38,68 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Drops any password from a database URL before it is logged.
+/// Drops every password from a database URL before it is logged: the user-info part
+/// (`user:pw@`) and any query parameter naming one (`?password=…`, `sslpassword=…`).
 fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    // The last '@' before the query ends the user-info, even when a password holds an
+    // unencoded '/' or '@'.
+    let head = match (head.find("://"), head.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+            format!("{}://[redacted]@{}", &head[..scheme_end], &head[at + 1..])
         }
-        _ => url.to_owned(),
+        _ => head.to_owned(),
+    };
+    let Some(query) = query else {
+        return head;
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                format!("{key}=[redacted]")
+            }
+            _ => param.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_logged_database_url_shows_no_password_wherever_it_was_written() {
+        let cases = [
+            (
+                "postgres://app:s3cret@db:5432/tessera",
+                "postgres://[redacted]@db:5432/tessera",
+            ),
+            (
+                "postgres://db:5432/tessera?user=app&password=s3cret&sslmode=require",
+                "postgres://db:5432/tessera?user=app&password=[redacted]&sslmode=require",
+            ),
+            (
+                "postgres://db/tessera?sslpassword=s3cret&PASSWORD=s3cret",
+                "postgres://db/tessera?sslpassword=[redacted]&PASSWORD=[redacted]",
+            ),
+            (
+                "postgres://app:s3/cr@et@db/tessera?password=s3cret@db",
+                "postgres://[redacted]@db/tessera?password=[redacted]",
+            ),
+            (
+                "sqlite://tessera.db?mode=rwc",
+                "sqlite://tessera.db?mode=rwc",
+            ),
+            ("sqlite:tessera.db", "sqlite:tessera.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+            assert!(!redact_url(url).contains("s3"), "{url}");
+        }
     }
 }

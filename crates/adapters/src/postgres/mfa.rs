@@ -176,7 +176,7 @@ pub(super) async fn swap_sealed(
 pub(super) async fn insert_challenge(pool: &PgPool, c: &MfaChallenge) -> Db<()> {
     sqlx::query(
         "INSERT INTO mfa_challenges (token_hash, user_id, device_id, device_name, user_agent, \
-         ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         ip, created_at, expires_at, password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&c.token_hash.as_bytes()[..])
     .bind(c.user_id.as_uuid())
@@ -186,6 +186,7 @@ pub(super) async fn insert_challenge(pool: &PgPool, c: &MfaChallenge) -> Db<()> 
     .bind(ip_text(c.ip))
     .bind(c.created_at)
     .bind(c.expires_at)
+    .bind(c.password_hash.as_str())
     .execute(pool)
     .await?;
     Ok(())

@@ -178,6 +178,7 @@ pub(super) struct ChallengeRow {
     ip: Option<String>,
     created_at: OffsetDateTime,
     expires_at: OffsetDateTime,
+    password_hash: String,
 }
 
 impl ChallengeRow {
@@ -191,6 +192,7 @@ impl ChallengeRow {
             ip: self.ip,
             created_at: self.created_at,
             expires_at: self.expires_at,
+            password_hash: self.password_hash,
         }
     }
 }

@@ -15,6 +15,7 @@ use tessera_core::ids::{SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
+use tessera_core::session::rotation::EXPIRED_SEALS_PER_ROTATION;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -142,6 +143,16 @@ pub(super) async fn swap_refresh(pool: &PgPool, swap: &RefreshSwap) -> Db<SwapOu
         tx.rollback().await?;
         return Ok(SwapOutcome::Lost);
     };
+    // The presented token's predecessor can never be replayed once the presented token
+    // rotates: its seal would only serve a thief holding it and a copy of the database.
+    // (The session row locked above serialises this with the session's other rotations.)
+    sqlx::query(
+        "UPDATE refresh_tokens SET sealed_successor = NULL \
+         WHERE session_id = $1 AND sealed_successor IS NOT NULL",
+    )
+    .bind(swap.session_id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, sealed_successor = $4 \
          WHERE token_hash = $1",
@@ -160,6 +171,20 @@ pub(super) async fn swap_refresh(pool: &PgPool, swap: &RefreshSwap) -> Db<SwapOu
     .bind(swap.session_id.as_uuid())
     .bind(generation)
     .bind(swap.now)
+    .execute(&mut *tx)
+    .await?;
+    // Seals past their retry window, any session's: no rotation of theirs may come to
+    // clear them. Bounded, and last with SKIP LOCKED, so concurrent rotations neither
+    // wait on each other's rows here nor deadlock (a row another rotation holds is
+    // cleared by that one).
+    sqlx::query(
+        "UPDATE refresh_tokens SET sealed_successor = NULL WHERE token_hash IN \
+         (SELECT token_hash FROM refresh_tokens \
+          WHERE sealed_successor IS NOT NULL AND used_at < $1 \
+          LIMIT $2 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(swap.seals_expire_before)
+    .bind(EXPIRED_SEALS_PER_ROTATION)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -170,7 +170,7 @@ pub(super) async fn swap_sealed(
 pub(super) async fn insert_challenge(pool: &SqlitePool, c: &MfaChallenge) -> Db<()> {
     sqlx::query(
         "INSERT INTO mfa_challenges (token_hash, user_id, device_id, device_name, user_agent, \
-         ip, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         ip, created_at, expires_at, password_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .bind(&c.token_hash.as_bytes()[..])
     .bind(c.user_id.as_uuid())
@@ -180,6 +180,7 @@ pub(super) async fn insert_challenge(pool: &SqlitePool, c: &MfaChallenge) -> Db<
     .bind(ip_text(c.ip))
     .bind(Micros(c.created_at))
     .bind(Micros(c.expires_at))
+    .bind(c.password_hash.as_str())
     .execute(pool)
     .await?;
     Ok(())

@@ -178,6 +178,7 @@ pub(super) struct ChallengeRow {
     ip: Option<String>,
     created_at: Micros,
     expires_at: Micros,
+    password_hash: String,
 }
 
 impl ChallengeRow {
@@ -191,6 +192,7 @@ impl ChallengeRow {
             ip: self.ip,
             created_at: self.created_at.0,
             expires_at: self.expires_at.0,
+            password_hash: self.password_hash,
         }
     }
 }

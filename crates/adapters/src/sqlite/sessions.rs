@@ -13,6 +13,7 @@ use tessera_core::ids::{SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
+use tessera_core::session::rotation::EXPIRED_SEALS_PER_ROTATION;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -126,6 +127,15 @@ pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<Sw
         tx.rollback().await?;
         return Ok(SwapOutcome::Lost);
     };
+    // The presented token's predecessor can never be replayed once the presented token
+    // rotates: its seal would only serve a thief holding it and a copy of the database.
+    sqlx::query(
+        "UPDATE refresh_tokens SET sealed_successor = NULL \
+         WHERE session_id = ?1 AND sealed_successor IS NOT NULL",
+    )
+    .bind(swap.session_id.as_uuid())
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "UPDATE refresh_tokens SET used_at = ?2, successor_hash = ?3, sealed_successor = ?4 \
          WHERE token_hash = ?1",
@@ -144,6 +154,17 @@ pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<Sw
     .bind(swap.session_id.as_uuid())
     .bind(generation)
     .bind(Micros(swap.now))
+    .execute(&mut *tx)
+    .await?;
+    // Seals past their retry window, any session's: no rotation of theirs may come to
+    // clear them. Bounded, so one rotation never pays for a backlog.
+    sqlx::query(
+        "UPDATE refresh_tokens SET sealed_successor = NULL WHERE token_hash IN \
+         (SELECT token_hash FROM refresh_tokens \
+          WHERE sealed_successor IS NOT NULL AND used_at < ?1 LIMIT ?2)",
+    )
+    .bind(Micros(swap.seals_expire_before))
+    .bind(EXPIRED_SEALS_PER_ROTATION)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

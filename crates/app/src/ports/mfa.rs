@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use tessera_core::ids::{DeviceId, DeviceName, SessionId, UserId};
 use tessera_core::mfa::recovery::RecoveryCodeHash;
+use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use time::OffsetDateTime;
 
@@ -47,6 +48,10 @@ pub struct MfaChallenge {
     pub ip: Option<IpAddr>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The password hash the first step verified: the challenge stands only while it is
+    /// still the user's, so a password change between the two steps voids it however the
+    /// two interleave (see `App::sign_in_stands`).
+    pub password_hash: PasswordHash,
 }
 
 pub trait MfaStore: Send + Sync {

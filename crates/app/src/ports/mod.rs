@@ -94,7 +94,11 @@ pub trait SessionStore: Send + Sync {
     /// The compare-and-swap of rotation: succeeds only if `swap.presented` is still the
     /// session's current token and the session is not revoked. On success the presented
     /// token is marked used (at `now`, successor recorded), the successor becomes current
-    /// (generation + 1), and last-seen, idle expiry, IP and user agent are updated.
+    /// (generation + 1), and last-seen, idle expiry, IP and user agent are updated. In the
+    /// same transaction every older sealed successor of the session is cleared (the
+    /// presented token's predecessor can never be replayed once the presented token
+    /// rotates), and so are up to `EXPIRED_SEALS_PER_ROTATION` sealed successors of any
+    /// session rotated before `swap.seals_expire_before`.
     fn swap_refresh(
         &self,
         swap: &RefreshSwap,

@@ -89,6 +89,11 @@ pub struct RefreshSwap {
     pub presented: TokenHash,
     pub successor: TokenHash,
     pub sealed_successor: Option<Vec<u8>>,
+    /// Sealed successors of tokens rotated before this instant (now minus the retry
+    /// window) can no longer be replayed, so the rotation clears them (a bounded batch,
+    /// any session's): kept, they would let a database dump plus an old token walk the
+    /// chain to the live one.
+    pub seals_expire_before: OffsetDateTime,
     pub now: OffsetDateTime,
     pub idle_expires_at: OffsetDateTime,
     pub ip: Option<IpAddr>,

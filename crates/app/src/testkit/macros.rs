@@ -29,6 +29,7 @@ macro_rules! store_conformance {
                 a_rotated_token_is_recognised_as_reuse_not_as_unknown,
                 rotating_the_token_of_a_revoked_session_loses,
                 a_token_rotates_only_its_own_session,
+                only_the_latest_predecessor_keeps_a_sealed_successor_and_only_within_the_window,
                 a_second_login_on_a_device_supersedes_the_first,
                 a_device_stays_known_after_its_sessions_end,
                 concurrent_logins_on_one_device_leave_exactly_one_live_session,

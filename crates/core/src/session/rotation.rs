@@ -17,6 +17,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Liveness, RevokeReason, SessionState};
 
+/// How many sealed successors past their retry window one rotation clears, whatever
+/// their session: a bound on the rotation's cost, while a backlog still drains within a
+/// few rotations (each rotation seals at most one).
+pub const EXPIRED_SEALS_PER_ROTATION: i64 = 100;
+
 /// What the rotation history knows about the presented token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresentedToken {

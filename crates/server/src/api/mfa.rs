@@ -9,9 +9,11 @@ use tessera_app::ports::Store;
 use tessera_app::{AppError, SecondFactor};
 use tessera_core::mfa::recovery::RecoveryCode;
 use tessera_core::mfa::totp::TotpCode;
+use tessera_core::password::Password;
 use utoipa::ToSchema;
 
 use super::auth::observe_mfa;
+use super::field;
 use crate::extract::{ApiJson, Context, CurrentSession};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
@@ -34,18 +36,32 @@ pub struct SetupResponse {
     qr_svg: String,
 }
 
-/// Start (or restart) TOTP enrolment: a new pending secret.
+#[derive(Deserialize, ToSchema)]
+pub struct SetupRequest {
+    /// The account's current password: binding a new authenticator needs it.
+    password: String,
+}
+
+/// Start (or restart) TOTP enrolment: a new pending secret. Needs the current password.
 #[utoipa::path(post, path = "/v1/mfa/totp/setup", tag = "mfa", security(("bearer" = [])),
+    request_body = SetupRequest,
     responses(
         (status = 200, body = SetupResponse),
-        (status = 401, description = "`unauthorized`, `session_revoked`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials` (a wrong password; counts toward the account's login limit), `unauthorized`, `session_revoked`", body = ProblemBody, content_type = "application/problem+json"),
         (status = 409, description = "`mfa_already_enabled`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many wrong passwords for this account", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn setup<S: Store>(
     State(state): State<AppState<S>>,
+    Context(ctx): Context,
     CurrentSession(who): CurrentSession,
+    ApiJson(body): ApiJson<SetupRequest>,
 ) -> Result<Json<SetupResponse>, Problem> {
-    let setup = state.app.totp_setup(&who).await?;
+    let password = Password::presented(body.password).map_err(field("password"))?;
+    let result = state.app.totp_setup(&who, password, &ctx).await;
+    super::auth::count_rate_limited(&state, &result);
+    let setup = result?;
     Ok(Json(SetupResponse {
         secret: setup.secret,
         otpauth_uri: setup.otpauth_uri,

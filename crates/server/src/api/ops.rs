@@ -37,6 +37,8 @@ pub async fn healthz() -> Json<serde_json::Value> {
 pub async fn readyz<S: Store>(
     State(state): State<AppState<S>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
+    // Anyone may ask, so the body names each check's state from a fixed set; what the
+    // backend said (hosts, ports, driver messages) goes to the log only.
     if let Err(e) = state.app.ready().await {
         tracing::warn!(error = %e, "readiness check failed: database unreachable");
         return Err(Problem::new(
@@ -47,9 +49,12 @@ pub async fn readyz<S: Store>(
     // Informational: with the subscription down this node reads every session from the
     // database (still correct), so it stays ready.
     let revocation_bus = match state.app.revocation_bus_health() {
-        None => "off".to_owned(),
-        Some(BusHealth::Connected) => "ok".to_owned(),
-        Some(BusHealth::Disconnected(reason)) => format!("degraded: {reason}"),
+        None => "off",
+        Some(BusHealth::Connected) => "ok",
+        Some(BusHealth::Disconnected(reason)) => {
+            tracing::warn!(%reason, "readiness: revocation subscription down");
+            "degraded"
+        }
     };
     match state.app.limiter_health() {
         LimiterHealth::Ok => Ok(Json(serde_json::json!({
@@ -58,10 +63,13 @@ pub async fn readyz<S: Store>(
         }))),
         // Still answering (limits hold per node), but not as configured: say so, so the
         // load balancer and the operator see it.
-        LimiterHealth::Degraded(reason) => Err(Problem::new(
-            ProblemCode::ServiceUnavailable,
-            format!("rate limiting is degraded to per-node budgets: {reason}"),
-        )),
+        LimiterHealth::Degraded(reason) => {
+            tracing::warn!(%reason, "readiness: rate limiting degraded to per-node budgets");
+            Err(Problem::new(
+                ProblemCode::ServiceUnavailable,
+                "rate limiting is degraded to per-node budgets",
+            ))
+        }
     }
 }
 

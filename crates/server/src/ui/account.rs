@@ -11,6 +11,7 @@ use tessera_app::ports::Store;
 use tessera_app::{AppError, Principal, SecondFactor};
 use tessera_core::ids::SessionId;
 use tessera_core::mfa::totp::TotpCode;
+use tessera_core::password::Password;
 
 use super::ACCOUNT_PATH;
 use super::cookies::{CheckedForm, NoFields, csrf_token};
@@ -100,21 +101,44 @@ async fn account_page<S: Store>(
     (jar, res).into_response()
 }
 
-/// Starts (or restarts) TOTP set-up: a new secret, shown as a QR code and as text.
+#[derive(Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// Starts (or restarts) TOTP set-up: a new secret, shown as a QR code and as text. Like
+/// the API, it needs the account's password, so a borrowed browser session alone cannot
+/// bind someone else's phone.
 pub async fn mfa_setup_post<S: Store>(
     State(state): State<AppState<S>>,
+    Context(ctx): Context,
     Extension(who): Extension<Principal>,
     jar: CookieJar,
-    CheckedForm(NoFields {}): CheckedForm<NoFields>,
+    CheckedForm(form): CheckedForm<SetupForm>,
 ) -> Response {
-    match state.app.totp_setup(&who).await {
+    let result = async {
+        let password = Password::presented(form.password).map_err(field("password"))?;
+        state.app.totp_setup(&who, password, &ctx).await
+    }
+    .await;
+    crate::api::auth::count_rate_limited(&state, &result);
+    match result {
         Ok(setup) => {
             let (jar, csrf) = csrf_token(jar);
             let view = MfaSetupPage::new(csrf, setup, None);
             (jar, page(StatusCode::OK, &view)).into_response()
         }
         Err(AppError::MfaAlreadyEnabled) => to_account().into_response(),
-        Err(e) => account_page(&state, &who, jar, None, Some(Failure::from_error(e))).await,
+        Err(e) => {
+            let wrong_password = matches!(e, AppError::InvalidCredentials);
+            let mut failure = Failure::from_error(e);
+            if wrong_password {
+                // The account page asks for the password alone: no email to blame.
+                failure.message = "That password is wrong.".into();
+            }
+            account_page(&state, &who, jar, None, Some(failure)).await
+        }
     }
 }
 

@@ -226,3 +226,27 @@ both_backends!(
         }
     }
 );
+
+both_backends!(
+    a_device_name_that_could_spoof_the_device_list_is_refused,
+    |app: TestApp| async move {
+        let (email, _) = app.signed_in_user("d1").await;
+        for spoof in [
+            "Ana's \u{202E}enohp",
+            "Ana's\u{200B}phone",
+            "\u{2066}Ana's phone\u{2069}",
+            "phone\u{0007}",
+        ] {
+            let res = app
+                .post(
+                    "/v1/auth/login",
+                    json!({"email": email, "password": PASSWORD, "device_id": "d2", "device_name": spoof}),
+                )
+                .await;
+            let problem = assert_problem(res, 400, "invalid_request").await;
+            assert!(s(&problem, "detail").contains("device_name"), "{problem}");
+        }
+        // Nothing was opened: only the first sign-in happened.
+        assert_eq!(app.count_events("login_succeeded").await, 1);
+    }
+);

@@ -4,6 +4,7 @@
 mod abuse;
 mod account;
 mod auth;
+mod binding;
 mod browser;
 mod devices;
 mod edge;
@@ -17,4 +18,5 @@ mod refresh;
 mod retention;
 mod revocation;
 mod rotation;
+mod signin_races;
 mod web;

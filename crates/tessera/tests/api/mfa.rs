@@ -43,7 +43,7 @@ pub(crate) async fn enrolled(
     let (email, login) = app.signed_in_user(device).await;
     let at = s(&login, "access_token");
     let setup: Value = app
-        .post_auth("/v1/mfa/totp/setup", &at, json!({}))
+        .post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
         .await
         .json()
         .await
@@ -111,7 +111,7 @@ both_backends!(
         .await;
 
         let first: Value = app
-            .post_auth("/v1/mfa/totp/setup", &at, json!({}))
+            .post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
             .await
             .json()
             .await
@@ -125,7 +125,7 @@ both_backends!(
 
         // Setup again replaces the pending secret: the first one's codes no longer confirm.
         let second: Value = app
-            .post_auth("/v1/mfa/totp/setup", &at, json!({}))
+            .post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
             .await
             .json()
             .await
@@ -176,7 +176,8 @@ both_backends!(
             json!({"totp_enabled": true, "recovery_codes_remaining": 10})
         );
         assert_problem(
-            app.post_auth("/v1/mfa/totp/setup", &at, json!({})).await,
+            app.post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
+                .await,
             409,
             "mfa_already_enabled",
         )
@@ -212,7 +213,11 @@ async fn the_setup_qr_code_decodes_to_the_otpauth_uri() {
     };
     let (_, login) = app.signed_in_user("d1").await;
     let setup: Value = app
-        .post_auth("/v1/mfa/totp/setup", &s(&login, "access_token"), json!({}))
+        .post_auth(
+            "/v1/mfa/totp/setup",
+            &s(&login, "access_token"),
+            json!({"password": PASSWORD}),
+        )
         .await
         .json()
         .await
@@ -432,7 +437,7 @@ both_backends!(
         .await;
 
         let setup: Value = app
-            .post_auth("/v1/mfa/totp/setup", &at, json!({}))
+            .post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
             .await
             .json()
             .await

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, assert_problem};
+use crate::helpers::{Backend, Options, PrivateRedis, TestApp, assert_problem};
 
 both_backends!(
     a_token_verifies_with_an_independent_library_through_the_jwks,
@@ -209,4 +209,49 @@ async fn every_response_carries_the_security_headers() {
             .contains("frame-ancestors 'none'")
     );
     assert!(h.contains_key("x-request-id"));
+}
+
+/// Anyone may call `/readyz`: a failing backend is named by a fixed word or sentence, and
+/// what it said (hosts, ports, driver errors) goes to the log only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_shows_no_backend_error_text() {
+    let Some(mut redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let options = Options {
+        redis_url: Some(redis.url()),
+        ..Options::default()
+    };
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, options).await else {
+        return;
+    };
+    let port = redis.port.to_string();
+    redis.kill();
+    // A login makes the limiter reach for Redis and find it gone.
+    app.login("someone@example.com", "guess", "d1").await;
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let body = assert_problem(res, 503, "service_unavailable").await;
+    assert_eq!(
+        body["detail"], "rate limiting is degraded to per-node budgets",
+        "{body}"
+    );
+    let text = body.to_string().to_lowercase();
+    for leak in ["redis", "refused", "error", "127.0.0.1", port.as_str()] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn pages_and_the_api_tell_browsers_to_keep_to_https() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    for path in ["/login", "/healthz", "/v1/nope"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            res.headers()["strict-transport-security"],
+            "max-age=63072000; includeSubDomains",
+            "{path}"
+        );
+    }
 }

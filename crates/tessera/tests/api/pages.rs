@@ -474,6 +474,35 @@ async fn an_old_refresh_cookie_replayed_after_a_page_rotated_it_is_reuse() {
 }
 
 #[tokio::test]
+async fn setting_up_two_step_verification_from_the_page_needs_the_password() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    let res = web.post("/account/security/mfa/setup", &[]).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"form-error\"") && !html.contains("id=\"totp-secret\""));
+    let res = web
+        .post(
+            "/account/security/mfa/setup",
+            &[("password", "not the password")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("That password is wrong.") && !html.contains("id=\"totp-secret\""));
+    assert_eq!(app.count_events("login_failed").await, 1);
+    let res = web
+        .post("/account/security/mfa/setup", &[("password", PASSWORD)])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("id=\"totp-secret\""));
+}
+
+#[tokio::test]
 async fn a_failed_confirm_shows_the_secret_again_only_to_the_page_that_showed_it() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
@@ -481,7 +510,9 @@ async fn a_failed_confirm_shows_the_secret_again_only_to_the_page_that_showed_it
     let email = new_user(&app).await;
     let mut owner = FormClient::new(&app);
     owner.sign_in(&email).await;
-    let setup = owner.post("/account/security/mfa/setup", &[]).await;
+    let setup = owner
+        .post("/account/security/mfa/setup", &[("password", PASSWORD)])
+        .await;
     let html = setup.text().await.unwrap();
     let secret = shown_secret(&html);
     // Another session of the same user (signed in with the password alone).
@@ -587,7 +618,9 @@ async fn enable_mfa_through_the_pages(
     app: &TestApp,
     web: &mut FormClient,
 ) -> Option<(String, Vec<String>)> {
-    let setup = web.post("/account/security/mfa/setup", &[]).await;
+    let setup = web
+        .post("/account/security/mfa/setup", &[("password", PASSWORD)])
+        .await;
     let secret = shown_secret(&setup.text().await.unwrap());
     let code = crate::mfa::oathtool(&secret, app.clock.now())?;
     let res = web

@@ -13,7 +13,7 @@ use tessera_app::ports::Clock;
 use tessera_core::crypto::MasterKey;
 
 use crate::both_backends;
-use crate::helpers::{Options, TestApp, rand32, s};
+use crate::helpers::{Options, PASSWORD, TestApp, rand32, s};
 use crate::mfa::{enrolled, login_mfa, oathtool};
 
 /// The id of a base64 master key, as `MasterKey::id_hex` names it.
@@ -113,7 +113,11 @@ async fn rotation_under_new_key(a: TestApp) {
     let (_, pending_login) = a.signed_in_user("d1").await;
     let pending_at = s(&pending_login, "access_token");
     let setup: Value = a
-        .post_auth("/v1/mfa/totp/setup", &pending_at, json!({}))
+        .post_auth(
+            "/v1/mfa/totp/setup",
+            &pending_at,
+            json!({"password": PASSWORD}),
+        )
         .await
         .json()
         .await

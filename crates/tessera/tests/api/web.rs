@@ -148,7 +148,9 @@ async fn a_user_enables_mfa_and_revokes_another_device_from_the_account_page() {
     assert_no_token_visible_to_js(&browser).await;
     browser.screenshot("account-signed-in").await;
 
-    // Setup: the secret as text and as a QR code; the code oathtool computes confirms it.
+    // Setup (after the password): the secret as text and as a QR code; the code oathtool
+    // computes confirms it.
+    browser.fill("#setup-password", PASSWORD).await;
     browser.click_and_wait("#enable-mfa").await;
     assert_eq!(browser.path().await, "/account/security/mfa/setup");
     let secret = browser.text("#totp-secret").await;
@@ -363,6 +365,7 @@ async fn the_account_page_fits_a_phone_and_labels_every_field() {
     assert_fits_and_labelled(&browser).await;
     browser.screenshot("account-phone").await;
 
+    browser.fill("#setup-password", PASSWORD).await;
     browser.click_and_wait("#enable-mfa").await;
     assert_eq!(browser.path().await, "/account/security/mfa/setup");
     assert_fits_and_labelled(&browser).await;
@@ -423,7 +426,8 @@ async fn the_pages_work_from_the_keyboard_alone() {
     browser.keys_and_wait(ENTER).await;
     assert_eq!(browser.path().await, "/account/security");
 
-    // From the top of the account page: the skip link, sign out, then the MFA button.
+    // From the top of the account page: the skip link, sign out, the password set-up
+    // needs, then the MFA button.
     let mut order = Vec::new();
     for _ in 0..3 {
         browser.keys(TAB).await;
@@ -431,9 +435,12 @@ async fn the_pages_work_from_the_keyboard_alone() {
     }
     assert_eq!(
         order,
-        ["", "sign-out", "enable-mfa"],
-        "skip link, sign out, enable"
+        ["", "sign-out", "setup-password"],
+        "skip link, sign out, the password"
     );
+    browser.keys(PASSWORD).await;
+    browser.keys(TAB).await;
+    assert_eq!(browser.focused_id().await, "enable-mfa");
     browser.keys_and_wait(ENTER).await;
     assert_eq!(browser.path().await, "/account/security/mfa/setup");
     assert_eq!(browser.focused_id().await, "confirm-code");

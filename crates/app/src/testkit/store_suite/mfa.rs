@@ -8,12 +8,13 @@ use std::sync::Arc;
 use tessera_core::ids::{DeviceName, SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::mfa::recovery::{RECOVERY_CODES, RecoveryCode, RecoveryCodeHash};
+use tessera_core::password::PasswordHash;
 use tessera_core::session::RevokeReason;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::{T0, device, given_user, random, session_on, token_hash};
+use super::{T0, device, given_user, hex, random, session_on, token_hash};
 use crate::ports::{Clock, MfaChallenge, MfaRecord, Store};
 use crate::testkit::ManualClock;
 
@@ -45,6 +46,7 @@ fn challenge_for(user: UserId, at: OffsetDateTime) -> MfaChallenge {
         ip: Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7))),
         created_at: at,
         expires_at: at + CHALLENGE_TTL,
+        password_hash: PasswordHash::from_stored(format!("$argon2id$stub${}", hex(&random::<8>()))),
     }
 }
 

@@ -119,6 +119,7 @@ pub(crate) fn rotation(
         presented,
         successor: token_hash(),
         sealed_successor: None,
+        seals_expire_before: now,
         now,
         idle_expires_at: now + IDLE,
         ip: None,

@@ -173,3 +173,74 @@ pub async fn a_token_rotates_only_its_own_session<S: Store>(store: S) {
     let laptop_now = store.get_session(laptop.id).await.unwrap().unwrap();
     assert_eq!(laptop_now.refresh_generation, 0);
 }
+
+/// With a retry window, a rotation keeps its successor sealed under the presented token.
+/// Only the latest predecessor may keep one, and only within the window: otherwise a
+/// database dump plus any old refresh token would walk the chain to the live token.
+pub async fn only_the_latest_predecessor_keeps_a_sealed_successor_and_only_within_the_window<
+    S: Store,
+>(
+    store: S,
+) {
+    const WINDOW: Duration = Duration::seconds(10);
+    let user = given_user(&store).await;
+    let phone = session_on(user, "phone", T0);
+    let laptop = session_on(user, "laptop", T0);
+    store.insert_session(&phone).await.unwrap();
+    store.insert_session(&laptop).await.unwrap();
+    let sealed_rotation = |session, presented, now| {
+        let mut swap = rotation(session, presented, now);
+        swap.sealed_successor = Some(super::random::<48>().to_vec());
+        swap.seals_expire_before = now - WINDOW;
+        swap
+    };
+    let seal_of = |hash| {
+        let store = store.clone();
+        async move {
+            store
+                .get_refresh(&hash)
+                .await
+                .unwrap()
+                .unwrap()
+                .sealed_successor
+        }
+    };
+
+    // Two rotations within one window: the first seal is cleared by the second rotation
+    // itself (its window has not passed yet), the second one is kept.
+    let t1 = T0 + Duration::minutes(1);
+    let first = sealed_rotation(phone.id, phone.refresh_hash, t1);
+    assert_eq!(store.swap_refresh(&first).await.unwrap(), SwapOutcome::Won);
+    assert_eq!(seal_of(phone.refresh_hash).await, first.sealed_successor);
+    let t2 = t1 + Duration::seconds(5);
+    let second = sealed_rotation(phone.id, first.successor, t2);
+    assert_eq!(store.swap_refresh(&second).await.unwrap(), SwapOutcome::Won);
+    assert_eq!(seal_of(phone.refresh_hash).await, None);
+    assert_eq!(seal_of(first.successor).await, second.sealed_successor);
+    assert_eq!(seal_of(second.successor).await, None);
+
+    // A rotation within the window of the phone's seal, on another session, keeps it.
+    let laptop_first = sealed_rotation(laptop.id, laptop.refresh_hash, t2 + WINDOW);
+    assert_eq!(
+        store.swap_refresh(&laptop_first).await.unwrap(),
+        SwapOutcome::Won
+    );
+    assert_eq!(seal_of(first.successor).await, second.sealed_successor);
+
+    // Once the window has passed, the next rotation anywhere clears it: no seal is left
+    // on the phone's chain, while the laptop's newest (still in its window) stays.
+    let later = t2 + WINDOW + Duration::seconds(1);
+    let laptop_second = sealed_rotation(laptop.id, laptop_first.successor, later);
+    assert_eq!(
+        store.swap_refresh(&laptop_second).await.unwrap(),
+        SwapOutcome::Won
+    );
+    for hash in [phone.refresh_hash, first.successor, second.successor] {
+        assert_eq!(seal_of(hash).await, None);
+    }
+    assert_eq!(seal_of(laptop.refresh_hash).await, None);
+    assert_eq!(
+        seal_of(laptop_first.successor).await,
+        laptop_second.sealed_successor
+    );
+}

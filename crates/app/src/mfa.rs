@@ -20,7 +20,6 @@ use time::Duration;
 use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
-use crate::login::PROVIDER;
 use crate::ports::{MfaRecord, Store, UserRecord};
 use crate::sessions::Principal;
 use crate::signin::SignInBasis;
@@ -120,7 +119,8 @@ impl<S: Store> App<S> {
     /// Starts (or restarts) enrolment. Binding a new authenticator needs the account's
     /// current password (NIST SP 800-63B §6.1.2.1): a stolen access token alone must not
     /// let a thief bind his own phone and so reach AAL2. A wrong password is a guess at
-    /// the account's password, so it spends the account's login budget as a failed login.
+    /// the account's password: decided on the session's budget, it also spends a slot of
+    /// the account's login budget (see `reauthenticate`).
     pub async fn totp_setup(
         &self,
         who: &Principal,
@@ -132,27 +132,12 @@ impl<S: Store> App<S> {
         if self.mfa_enabled(user.id).await?.is_some() {
             return Err(AppError::MfaAlreadyEnabled);
         }
-        let budget = [(
-            LimitKey::login_account(user.email.normalized(), PROVIDER),
-            self.settings.limits.login_per_account,
-        )];
-        let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
         if !self
-            .check_password(password, user.password_hash.clone())
+            .reauthenticate(who, &user, password, "invalid_password_mfa_setup", ctx)
             .await?
         {
-            reserved.keep();
-            self.record(
-                user.id,
-                EventKind::LoginFailed,
-                ctx,
-                Some(who.session_id()),
-                serde_json::json!({"reason": "invalid_password", "during": "mfa_setup"}),
-            )
-            .await?;
             return Err(AppError::InvalidCredentials);
         }
-        self.refund(reserved).await;
         let secret = TotpSecret::from_random(random()?);
         let sealed = self.keys.master().seal(
             random()?,

@@ -72,7 +72,16 @@ fn main() {
         }
         println!(
             "\n{:>5} {:>9} {:>7} {:>8} {:>8} {:>8} {:>6} {:>6} {:>10} {:>9}",
-            "conc", "logins/s", "×raw", "p50 ms", "p99 ms", "p99.9 ms", "503", "errors", "peak RSS", "RSS now"
+            "conc",
+            "logins/s",
+            "×raw",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "503",
+            "errors",
+            "peak RSS",
+            "RSS now"
         );
         for level in LEVELS {
             let r = run_level(&server.base, level, phase).await;
@@ -148,7 +157,10 @@ fn start_server() -> Server {
             "TESSERA_DATABASE_URL",
             format!("sqlite://{}/bench.db", dir.display()),
         )
-        .env("TESSERA_MASTER_KEY", data_encoding::BASE64.encode(&[9u8; 32]))
+        .env(
+            "TESSERA_MASTER_KEY",
+            data_encoding::BASE64.encode(&[9u8; 32]),
+        )
         .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1/32")
         // The clients are a few hundred made-up addresses registering in one go.
         .env("TESSERA_REGISTER_LIMIT", "100000")

@@ -32,8 +32,9 @@ both_backends!(
         )
         .await;
 
-        // Each wrong password is a failed login against the account's budget (10).
-        for _ in 0..10 {
+        // Each wrong password is a failed login, decided on the session's own budget (5)
+        // and charged to the account's too.
+        for _ in 0..5 {
             assert_problem(
                 app.post_auth(SETUP, &at, json!({"password": "not the password"}))
                     .await,
@@ -42,8 +43,9 @@ both_backends!(
             )
             .await;
         }
-        assert_eq!(app.count_events("login_failed").await, 10);
-        // Spent: the right password is refused unchecked now, at setup and at login alike.
+        assert_eq!(app.count_events("login_failed").await, 5);
+        // Spent: the right password is refused unchecked now through this session, while
+        // the owner (five failures left on the account) still signs in elsewhere.
         assert_problem(
             app.post_auth(SETUP, &at, json!({"password": PASSWORD}))
                 .await,
@@ -51,7 +53,10 @@ both_backends!(
             "rate_limited",
         )
         .await;
-        assert_problem(app.login(&email, PASSWORD, "d2").await, 429, "rate_limited").await;
+        assert_eq!(
+            app.login(&email, PASSWORD, "d2").await.status(),
+            StatusCode::OK
+        );
 
         // Nothing was bound, so nothing raises this session to AAL2.
         assert_problem(
@@ -78,13 +83,13 @@ both_backends!(
     |app: TestApp| async move {
         let (_, login) = app.signed_in_user("d1").await;
         let at = s(&login, "access_token");
-        for _ in 0..9 {
+        for _ in 0..4 {
             let res = app
                 .post_auth(SETUP, &at, json!({"password": "wrong"}))
                 .await;
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         }
-        // Nine failures leave one slot; successes do not use it up.
+        // Four failures leave the session one slot; successes do not use it up.
         for _ in 0..3 {
             let res = app
                 .post_auth(SETUP, &at, json!({"password": PASSWORD}))

@@ -56,6 +56,10 @@ impl RateLimiter for Interleave {
         })
     }
 
+    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
+        self.inner.fail(key, ticket)
+    }
+
     fn first_denial<'a>(
         &'a self,
         key: &'a LimitKey,
@@ -107,8 +111,12 @@ async fn second_step_racing<S: Store>(store: S, change: Change) {
         password: password(),
         device_id: DeviceId::parse(device).unwrap(),
         device_name: None,
+        device_token: None,
     };
-    let user = app.register(email.clone(), password(), &ctx).await.unwrap();
+    let user = app
+        .register(email.as_str(), PASSWORD.into(), &ctx)
+        .await
+        .unwrap();
 
     // TOTP on, from a first session.
     let Ok(LoginOutcome::Authenticated(first)) = app.login(login("laptop"), &ctx).await else {

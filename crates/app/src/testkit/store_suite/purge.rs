@@ -50,6 +50,9 @@ fn challenge_at(user: UserId, at: OffsetDateTime, ttl: Duration) -> MfaChallenge
         ip: None,
         created_at: at,
         expires_at: at + ttl,
+        password_hash: tessera_core::password::PasswordHash::from_stored(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        ),
     }
 }
 

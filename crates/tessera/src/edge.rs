@@ -213,6 +213,9 @@ impl Drop for InRequest {
     }
 }
 
+/// The most a connection may buffer while reading a request head.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
@@ -242,6 +245,10 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // hyper's default lets one connection buffer ~400 KB of request head: times the
+        // connection cap, hundreds of MB that a client can make us hold. A real request
+        // head fits in a few KB.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(keep_alive);
     let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
     let mut closing = false;

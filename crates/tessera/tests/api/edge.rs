@@ -211,3 +211,22 @@ async fn unknown_methods_add_no_metric_series() {
         "{series_before} lines before, {series_after} after:\n{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_of_hundreds_of_kilobytes_is_refused_and_the_server_stays_healthy() {
+    let Some(app) = spawn(limits(|_| {})).await else {
+        return;
+    };
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+    // About 200 KB: within hyper's default buffer, far past what a real head needs.
+    for i in 0..1_700 {
+        head.extend_from_slice(format!("X-Flood-{i}: {}\r\n", "a".repeat(100)).as_bytes());
+    }
+    // The server may stop reading (and close) before all of it is written.
+    let _ = stream.write_all(&head).await;
+    let sent = read_until_closed(&mut stream).await;
+    assert!(!sent.contains("200 OK"), "{sent}");
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}

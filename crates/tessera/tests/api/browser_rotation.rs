@@ -7,7 +7,8 @@ use reqwest::header::SET_COOKIE;
 use tessera_app::BROWSER_RETRY_WINDOW;
 use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{Backend, TestApp, s};
+use crate::browser::Browser;
+use crate::helpers::{Backend, PASSWORD, TestApp, s};
 use crate::pages::{FormClient, new_user};
 
 const ACCESS_LIFETIME: time::Duration = time::Duration::seconds(900);
@@ -317,4 +318,36 @@ async fn another_clients_rotation_does_not_clear_the_seal_a_browser_still_needs(
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(replay(&app, &copy).await.status(), StatusCode::OK);
     assert_eq!(app.count_events("refresh_token_reused").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_browser_arriving_from_another_site_goes_on_by_itself_and_rotates_once() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.open(&app, "/login").await;
+    browser.fill("#email", &email).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click_and_wait("#sign-in").await;
+    assert_eq!(browser.path().await, "/account/security");
+    app.clock
+        .advance(ACCESS_LIFETIME + time::Duration::seconds(1));
+    // Another site (here an opaque `data:` origin) links to the account page. Chromium
+    // labels that navigation cross-site, and the continue page's own request (the meta
+    // refresh) same-origin: were it not, the page would loop and never show the account.
+    let other_site = format!(
+        "data:text/html,%3Ca%20id%3D%22go%22%20href%3D%22{}%22%3Eopen%3C%2Fa%3E",
+        app.url("/account/security")
+    );
+    browser.goto(&other_site).await;
+    browser.click_and_wait("#go").await;
+    browser.find("section#devices").await;
+    assert_eq!(browser.path().await, "/account/security");
+    assert_eq!(rotations(&app).await, 1);
+    assert_eq!(app.count_events("refresh_token_reused").await, 0);
+    browser.close().await;
 }

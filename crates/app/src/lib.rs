@@ -45,6 +45,7 @@ pub use error::AppError;
 pub use hashing::HashingSettings;
 pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
+pub use refresh::BROWSER_RETRY_WINDOW;
 pub use rekey::RotationReport;
 pub use retention::Retention;
 pub use sessions::{Me, Principal};

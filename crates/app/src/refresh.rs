@@ -1,21 +1,57 @@
 //! Refresh-token rotation with reuse detection. `tessera_core::session::rotation::decide`
 //! judges; this use case carries the decision out against the store's compare-and-swap.
+//!
+//! Two callers, one rule: the API judges a presentation with the configured retry window;
+//! the browser pages with at least [`BROWSER_RETRY_WINDOW`], because a browser cannot
+//! retry on purpose: a navigation it abandoned after the server rotated leaves it holding
+//! the previous cookie, and its next request must get the successor, not a reuse verdict.
 
 use tessera_core::crypto::{open_successor, seal_successor};
 use tessera_core::event::EventKind;
 use tessera_core::secret::RefreshToken;
 use tessera_core::session::RevokeReason;
 use tessera_core::session::rotation::{PresentedToken, RefreshDecision, decide};
+use time::Duration;
 
 use crate::app::{App, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::ports::{RefreshRecord, RefreshSwap, Store, SwapOutcome};
 
+/// The shortest retry window of a browser's refresh cookie. The bound it sets: a rotated
+/// token presented as a cookie answers with its successor only within this long of its
+/// rotation, only while that successor has never been used, and always with that same
+/// successor (so it is no second live token); the seal it needs is kept no longer. Long
+/// enough for a person to reload or click again after a page did not load; short enough
+/// that a token leaked after its rotation (a log, a backup) is almost always reuse.
+pub const BROWSER_RETRY_WINDOW: Duration = Duration::seconds(60);
+
 impl<S: Store> App<S> {
+    /// An API client's refresh: the configured retry window.
     pub async fn refresh(
         &self,
         presented: &RefreshToken,
         ctx: &RequestContext,
+    ) -> Result<Tokens, AppError> {
+        self.refresh_within(presented, ctx, self.settings.refresh_retry_window)
+            .await
+    }
+
+    /// A browser's refresh cookie: the configured retry window, or
+    /// [`BROWSER_RETRY_WINDOW`] when that is longer.
+    pub async fn refresh_browser(
+        &self,
+        presented: &RefreshToken,
+        ctx: &RequestContext,
+    ) -> Result<Tokens, AppError> {
+        let window = self.settings.refresh_retry_window.max(BROWSER_RETRY_WINDOW);
+        self.refresh_within(presented, ctx, window).await
+    }
+
+    async fn refresh_within(
+        &self,
+        presented: &RefreshToken,
+        ctx: &RequestContext,
+        retry_window: Duration,
     ) -> Result<Tokens, AppError> {
         let hash = presented.hash();
         // A lost compare-and-swap means another request rotated this token in the
@@ -34,14 +70,10 @@ impl<S: Store> App<S> {
                     successor_is_current: record.successor_is_current,
                 },
             };
-            match decide(
-                &token,
-                &record.session.state,
-                now,
-                self.settings.refresh_retry_window,
-            ) {
+            match decide(&token, &record.session.state, now, retry_window) {
                 RefreshDecision::Rotate => {
-                    if let Some(tokens) = self.rotate(presented, &record, ctx).await? {
+                    if let Some(tokens) = self.rotate(presented, &record, ctx, retry_window).await?
+                    {
                         return Ok(tokens);
                     }
                 }
@@ -70,18 +102,22 @@ impl<S: Store> App<S> {
         presented: &RefreshToken,
         record: &RefreshRecord,
         ctx: &RequestContext,
+        retry_window: Duration,
     ) -> Result<Option<Tokens>, AppError> {
         let now = self.clock.now();
+        // A seal is cleared once no caller could still replay it: the longest window any
+        // presentation is judged by, whichever caller made the seal.
+        let longest_window = self.settings.refresh_retry_window.max(BROWSER_RETRY_WINDOW);
         let successor = RefreshToken::from_random(random()?);
         let state = &record.session.state;
         let swap = RefreshSwap {
             session_id: state.id,
             presented: presented.hash(),
             successor: successor.hash(),
-            sealed_successor: (self.settings.refresh_retry_window > time::Duration::ZERO)
+            sealed_successor: (retry_window > Duration::ZERO)
                 .then(|| seal_successor(presented, &successor)),
             // Past the window a seal can never be replayed (`decide`), only abused.
-            seals_expire_before: now - self.settings.refresh_retry_window,
+            seals_expire_before: now - longest_window,
             now,
             idle_expires_at: self
                 .settings

@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
@@ -19,7 +19,8 @@ use super::cookies::{
     with_known_device,
 };
 use super::session::{
-    BrowserTokens, browser_principal, to_account, with_session_cookies, without_session_cookies,
+    BrowserSession, BrowserTokens, browser_principal, continue_page, may_rotate, to_account,
+    with_session_cookies, without_session_cookies,
 };
 use super::views::{Failure, LoginMfaPage, LoginPage, page};
 use crate::api::auth::{observe_login, observe_mfa};
@@ -46,16 +47,18 @@ pub struct CodeForm {
 pub async fn login_get<S: Store>(
     State(state): State<AppState<S>>,
     Context(ctx): Context,
+    headers: HeaderMap,
     jar: CookieJar,
 ) -> Response {
     // Already signed in: nothing to do here.
-    match browser_principal(&state, &jar, &ctx).await {
-        Ok(Some((_, None))) => return to_account().into_response(),
-        Ok(Some((_, Some(fresh)))) => {
+    match browser_principal(&state, &jar, &ctx, may_rotate(&headers)).await {
+        Ok(BrowserSession::SignedIn(_, None)) => return to_account().into_response(),
+        Ok(BrowserSession::SignedIn(_, Some(fresh))) => {
             let jar = with_session_cookies(jar, &state.app, &fresh);
             return (jar, to_account()).into_response();
         }
-        Ok(None) | Err(_) => {}
+        Ok(BrowserSession::MustContinue) => return continue_page(LOGIN_PATH),
+        Ok(BrowserSession::SignedOut) | Err(_) => {}
     }
     let (jar, csrf) = csrf_token(jar);
     let form = LoginPage {
@@ -69,12 +72,16 @@ pub async fn login_get<S: Store>(
 pub async fn login_post<S: Store>(
     State(state): State<AppState<S>>,
     Context(ctx): Context,
+    headers: HeaderMap,
     jar: CookieJar,
     CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Response {
     // Someone else signing in on this browser ends the session it still holds, rather than
     // leaving it live and listed on the other account.
-    if let Ok(Some((previous, _))) = browser_principal(&state, &jar, &ctx).await {
+    // (A cross-site post never gets here: the CSRF layer refuses it before.)
+    if let Ok(BrowserSession::SignedIn(previous, _)) =
+        browser_principal(&state, &jar, &ctx, may_rotate(&headers)).await
+    {
         state.app.logout(&previous, &ctx).await.ok();
     }
     let (jar, device) = device_id(jar);

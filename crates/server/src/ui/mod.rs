@@ -2,14 +2,16 @@
 //! forms, one small same-origin script (copying recovery codes), no front-end build.
 //!
 //! - `cookies`: the `__Host-` cookies and the CSRF-checked form extractor.
-//! - `session`: the browser session (access + refresh token cookies) and the guard of
-//!   the account pages.
+//! - `session`: the browser session (access + refresh token cookies), when it may rotate,
+//!   and the guard of the account pages.
+//! - `flight`: work (a rotation) that requests for the same key share, owned by a task.
 //! - `login`: `/login`, `/login/mfa`, `/logout`.
 //! - `account`: `/account/security` and its forms.
 //! - `views`: the page templates (`crates/server/templates`) and what they list.
 
 pub mod account;
 pub mod cookies;
+pub mod flight;
 pub mod login;
 pub mod session;
 pub mod views;

@@ -2,28 +2,32 @@
 //!
 //! A page request authenticates the access token exactly like the API does (signature,
 //! expiry, and the session's liveness, so a revoked device is out at once). When the
-//! access token has expired the refresh token is rotated and both cookies are replaced.
-//! Two tabs reloading together present the same refresh token; if each ran its own
-//! rotation the second would look like theft. So while a rotation is running on this
-//! node, a request presenting the same token waits for it and shares its result (in
-//! memory only, keyed by the old token's hash). Once the rotation has finished nothing is
-//! shared any more: a later presentation of the old token goes to the store and the
-//! rotation rules, retry window and reuse detection included, exactly as on the API.
+//! access token has expired the refresh token is rotated and both cookies are replaced,
+//! but only on a request the browser says is not cross-site (`may_rotate`): `SameSite=Lax`
+//! sends the cookies on a cross-site navigation too, and a hostile page that starts one and
+//! aborts it after the server rotated would leave the browser with a retired cookie. Such
+//! an arrival gets a small page that continues with a same-origin request.
+//!
+//! A rotation that finished still reaches the browser if the response carrying it was
+//! lost: the app judges a browser's cookie with at least `BROWSER_RETRY_WINDOW`, so the
+//! retired token presented again within it gets the same successor. Tabs reloading
+//! together share a rotation still running on this node (`flight`), and any other node
+//! gets the same successor from the store.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use tessera_app::ports::Store;
 use tessera_app::{App, AppError, Principal, RequestContext, Tokens};
 use tessera_core::secret::RefreshToken;
-use tokio::sync::OnceCell;
 
 use super::cookies::{REFRESH, SESSION, expired, host_cookie};
+use super::flight::Flights;
+use super::views::{ContinuePage, page};
 use super::{ACCOUNT_PATH, LOGIN_PATH};
 use crate::api::auth::observe_refresh;
 use crate::extract::Context;
@@ -53,12 +57,20 @@ impl From<Tokens> for BrowserTokens {
     }
 }
 
-type Flight = Arc<OnceCell<Option<BrowserTokens>>>;
+/// What a finished rotation leaves for the requests that waited on it.
+#[derive(Clone)]
+enum Rotated {
+    Tokens(BrowserTokens),
+    /// The refresh token no longer signs anyone in.
+    SignedOut,
+    /// Not the token's fault (the store failed): the message, for the log.
+    Failed(String),
+}
 
 /// The refresh-token rotations running on this node, by the presented token's hash.
 #[derive(Default)]
 pub struct RefreshFlights {
-    flights: Mutex<HashMap<[u8; 32], Flight>>,
+    flights: Arc<Flights<[u8; 32], Rotated>>,
 }
 
 impl RefreshFlights {
@@ -70,37 +82,38 @@ impl RefreshFlights {
         ctx: &RequestContext,
     ) -> Result<Option<BrowserTokens>, AppError> {
         let key = *token.hash().as_bytes();
-        let cell = Arc::clone(self.lock().entry(key).or_default());
-        let outcome = cell
-            .get_or_try_init(|| {
-                // Spawned, so a client that goes away mid-rotation cannot leave the token
-                // rotated with nobody holding its successor (the next tab would then be
-                // judged a replay).
-                let (state, token, ctx) = (state.clone(), token.clone(), ctx.clone());
-                let rotation = tokio::spawn(async move {
-                    let result = state.app.refresh(&token, &ctx).await;
-                    observe_refresh(&state, &result);
-                    match result {
-                        Ok(tokens) => Ok(Some(BrowserTokens::from(tokens))),
-                        // Not shared: a request waiting on this flight tries again.
-                        Err(e @ AppError::Internal(_)) => Err(e),
-                        Err(_) => Ok(None),
-                    }
-                });
-                async move { rotation.await.map_err(AppError::internal)? }
-            })
-            .await
-            .cloned();
-        let mut flights = self.lock();
-        if flights.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            flights.remove(&key);
+        let (state, token, ctx) = (state.clone(), token.clone(), ctx.clone());
+        // The rotation runs in its own task (see `flight`): a client that goes away
+        // mid-rotation neither leaves it half-done nor makes the next request rotate the
+        // same token again.
+        let rotated = self.flights.join(key, move || async move {
+            let result = state.app.refresh_browser(&token, &ctx).await;
+            observe_refresh(&state, &result);
+            match result {
+                Ok(tokens) => Rotated::Tokens(BrowserTokens::from(tokens)),
+                Err(AppError::Internal(e)) => Rotated::Failed(chain(e.as_ref())),
+                Err(_) => Rotated::SignedOut,
+            }
+        });
+        match rotated.await {
+            Some(Rotated::Tokens(tokens)) => Ok(Some(tokens)),
+            Some(Rotated::SignedOut) => Ok(None),
+            Some(Rotated::Failed(e)) => Err(AppError::Internal(e.into())),
+            None => Err(AppError::Internal("the refresh rotation panicked".into())),
         }
-        outcome
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Flight>> {
-        self.flights.lock().unwrap_or_else(PoisonError::into_inner)
+/// An error with its causes, for the log of whichever request reports it.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
     }
+    text
 }
 
 /// Adds the session cookies for `tokens`.
@@ -136,35 +149,65 @@ pub fn without_session_cookies(jar: CookieJar) -> CookieJar {
     jar.add(expired(SESSION)).add(expired(REFRESH))
 }
 
-/// Who the browser is: from a valid access token, else by rotating its refresh token.
-/// `Ok(None)`: nobody (no cookies, or the session has ended).
+/// What the cookies say about who is using this browser.
+// Made once per request and matched at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum BrowserSession {
+    /// No cookies, or their session has ended.
+    SignedOut,
+    /// `fresh`: the tokens a rotation on the way issued, for the response's cookies.
+    SignedIn(Principal, Option<BrowserTokens>),
+    /// Only a rotation can tell, and this request may not rotate: answer `continue_page`.
+    MustContinue,
+}
+
+/// Whether this request may rotate the refresh cookie: the browser says it comes from
+/// this origin (`same-origin`) or from the person (`none`: typed, a bookmark, a reload).
+/// A request without `Sec-Fetch-Site` may too: every browser since 2023 sends it, so it
+/// comes from an older browser or from a non-browser client, and neither can be led any
+/// further by a page (the same-origin request a continue page makes would lack it too, so
+/// refusing would sign them out for good). `cross-site`, `same-site` (a sibling subdomain
+/// is another party) and anything else may not.
+pub fn may_rotate(headers: &HeaderMap) -> bool {
+    match headers.get("sec-fetch-site").map(HeaderValue::as_bytes) {
+        None => true,
+        Some(site) => site == b"same-origin" || site == b"none",
+    }
+}
+
+/// Who the browser is: from a valid access token, else by rotating its refresh token
+/// (when `may_rotate`).
 pub async fn browser_principal<S: Store>(
     state: &AppState<S>,
     jar: &CookieJar,
     ctx: &RequestContext,
-) -> Result<Option<(Principal, Option<BrowserTokens>)>, AppError> {
+    may_rotate: bool,
+) -> Result<BrowserSession, AppError> {
     if let Some(access) = jar.get(SESSION) {
         match state.app.authenticate(access.value()).await {
-            Ok(who) => return Ok(Some((who, None))),
+            Ok(who) => return Ok(BrowserSession::SignedIn(who, None)),
             // Expired (or from a key long gone): the refresh token decides.
             Err(AppError::InvalidToken) => {}
             Err(e @ AppError::Internal(_)) => return Err(e),
-            Err(_) => return Ok(None),
+            Err(_) => return Ok(BrowserSession::SignedOut),
         }
     }
     let Some(token) = jar
         .get(REFRESH)
         .and_then(|c| RefreshToken::parse(c.value()).ok())
     else {
-        return Ok(None);
+        return Ok(BrowserSession::SignedOut);
     };
+    if !may_rotate {
+        return Ok(BrowserSession::MustContinue);
+    }
     let Some(fresh) = state.web.rotate(state, &token, ctx).await? else {
-        return Ok(None);
+        return Ok(BrowserSession::SignedOut);
     };
     match state.app.authenticate(&fresh.access_token).await {
-        Ok(who) => Ok(Some((who, Some(fresh)))),
+        Ok(who) => Ok(BrowserSession::SignedIn(who, Some(fresh))),
         Err(e @ AppError::Internal(_)) => Err(e),
-        Err(_) => Ok(None),
+        Err(_) => Ok(BrowserSession::SignedOut),
     }
 }
 
@@ -177,8 +220,9 @@ pub async fn require_session<S: Store>(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match browser_principal(&state, &jar, &ctx).await {
-        Ok(Some((who, fresh))) => {
+    let rotate = may_rotate(req.headers());
+    match browser_principal(&state, &jar, &ctx, rotate).await {
+        Ok(BrowserSession::SignedIn(who, fresh)) => {
             req.extensions_mut().insert(who);
             let mut res = next.run(req).await;
             if let Some(fresh) = fresh {
@@ -195,9 +239,45 @@ pub async fn require_session<S: Store>(
             }
             res
         }
-        Ok(None) => (without_session_cookies(jar), Redirect::to(LOGIN_PATH)).into_response(),
+        Ok(BrowserSession::SignedOut) => {
+            (without_session_cookies(jar), Redirect::to(LOGIN_PATH)).into_response()
+        }
+        Ok(BrowserSession::MustContinue) => {
+            // A form is not sent again; its page is where the person can.
+            let target = if req.method() == Method::GET || req.method() == Method::HEAD {
+                req.uri().path()
+            } else {
+                ACCOUNT_PATH
+            };
+            continue_page(target)
+        }
         Err(e) => super::views::failure_page(e),
     }
+}
+
+/// The answer to an arrival from another site that needs a rotation: a page that goes on
+/// to `path` (this origin's, without its query) at once, with a same-origin request that
+/// may rotate. No script: a `<meta http-equiv="refresh">`, which the CSP does not govern,
+/// and a link for a browser that ignores it. Never cached. It opens no other window and
+/// `Cross-Origin-Opener-Policy: same-origin` severs the page that opened this one (a
+/// popup), so that page can no longer navigate this window away mid-rotation.
+pub fn continue_page(path: &str) -> Response {
+    // Only a path of this origin: never `//host` (another origin) nor `/\host`.
+    let local = path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\");
+    let target = if local { path } else { ACCOUNT_PATH };
+    let mut res = page(
+        StatusCode::OK,
+        &ContinuePage {
+            target: target.to_owned(),
+        },
+    );
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    res
 }
 
 fn sets_cookie(res: &Response, name: &str) -> bool {

@@ -280,3 +280,61 @@ fn running_out_of_recovery_codes_is_called_out() {
     assert!(low.contains("2 unused recovery codes left."));
     assert!(account_with_codes(me(), true, 1).contains("1 unused recovery code left."));
 }
+
+#[test]
+fn the_continue_page_goes_on_to_its_own_path_without_script() {
+    use super::session::continue_page;
+    let body = |res: axum::response::Response| {
+        let bytes = body_bytes(res);
+        String::from_utf8(bytes).unwrap()
+    };
+    let html = body(continue_page("/account/security"));
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"0; url=/account/security\">"));
+    assert!(html.contains("<a id=\"continue\" href=\"/account/security\">"));
+    assert!(!html.contains("<script"), "{html}");
+    // Never to another origin, whatever path it is handed.
+    for other in [
+        "//evil.example/x",
+        "/\\evil.example",
+        "https://evil.example/",
+    ] {
+        let html = body(continue_page(other));
+        assert!(!html.contains("evil"), "{other}: {html}");
+        assert!(html.contains("url=/account/security\""), "{other}: {html}");
+    }
+    // Escaped like every value.
+    let html = body(continue_page("/a\"><b>"));
+    assert!(!html.contains("\"><b>"), "{html}");
+}
+
+#[test]
+fn only_a_request_the_browser_calls_same_origin_or_typed_may_rotate() {
+    use super::session::may_rotate;
+    use axum::http::{HeaderMap, HeaderValue};
+    let with = |site: Option<&'static str>| {
+        let mut headers = HeaderMap::new();
+        if let Some(site) = site {
+            headers.insert("sec-fetch-site", HeaderValue::from_static(site));
+        }
+        may_rotate(&headers)
+    };
+    assert!(with(Some("same-origin")));
+    assert!(with(Some("none")));
+    assert!(with(None), "an older browser, without Fetch Metadata");
+    for site in ["cross-site", "same-site", "Same-Origin", "garbage"] {
+        assert!(!with(Some(site)), "{site}");
+    }
+}
+
+/// The body of a response built in memory (a page is a single chunk).
+fn body_bytes(res: axum::response::Response) -> Vec<u8> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec()
+    })
+}

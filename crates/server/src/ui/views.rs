@@ -115,6 +115,13 @@ pub fn expired_form() -> Response {
     )
 }
 
+/// On the way to `target` (this origin's path): see `session::continue_page`.
+#[derive(Template)]
+#[template(path = "session_continue.html")]
+pub struct ContinuePage {
+    pub target: String,
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 pub struct ErrorPage {

@@ -6,6 +6,7 @@ mod account;
 mod auth;
 mod binding;
 mod browser;
+mod browser_rotation;
 mod devices;
 mod edge;
 mod helpers;

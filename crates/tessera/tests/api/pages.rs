@@ -21,7 +21,7 @@ pub(crate) struct FormClient {
 }
 
 impl FormClient {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self::at(app.url(""))
     }
 
@@ -37,7 +37,7 @@ impl FormClient {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -59,18 +59,28 @@ impl FormClient {
         }
     }
 
-    fn cookie(&self, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.get(name).cloned()
     }
 
     async fn get(&mut self, path: &str) -> reqwest::Response {
-        let res = self
+        self.get_with(path, &[]).await
+    }
+
+    /// A GET with extra headers (say, the `Sec-Fetch-Site` a browser would send).
+    pub(crate) async fn get_with(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
             .http
             .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
+            .header("cookie", self.cookie_header());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
         self.keep(res.headers());
         res
     }
@@ -103,7 +113,7 @@ impl FormClient {
     }
 
     /// Opens the login page and signs in with the tests' password.
-    async fn sign_in(&mut self, email: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&mut self, email: &str) -> reqwest::Response {
         self.sign_in_with(email, PASSWORD).await
     }
 
@@ -145,7 +155,7 @@ fn location(res: &reqwest::Response) -> &str {
     res.headers()["location"].to_str().unwrap()
 }
 
-async fn new_user(app: &TestApp) -> String {
+pub(crate) async fn new_user(app: &TestApp) -> String {
     let email = format!("web-{}@example.com", uuid::Uuid::new_v4().simple());
     app.register(&email, PASSWORD).await;
     email
@@ -450,7 +460,9 @@ async fn an_old_refresh_cookie_replayed_after_a_page_rotated_it_is_reuse() {
         "access_token": web.cookie("__Host-tessera_session").unwrap(),
         "refresh_token": web.cookie("__Host-tessera_refresh").unwrap(),
     });
-    // The thief's copy, presented right after (no retry window by default).
+    // The thief's copy, presented once the browser's retry window has passed.
+    app.clock
+        .advance(tessera_app::BROWSER_RETRY_WINDOW + time::Duration::seconds(1));
     let replay = web
         .http
         .get(app.url("/account/security"))

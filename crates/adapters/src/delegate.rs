@@ -61,6 +61,16 @@ macro_rules! impl_store_ports {
                     .await
                     .map_err(store_error)
             }
+
+            async fn insert_role(
+                &self,
+                id: ::tessera_core::ids::UserId,
+                role: &::tessera_core::ids::Role,
+            ) -> __p::StoreResult<()> {
+                users::insert_role(&self.$write, id, role)
+                    .await
+                    .map_err(store_error)
+            }
         }
 
         impl __p::SessionStore for $store {

@@ -40,6 +40,7 @@ macro_rules! store_conformance {
                 a_second_user_with_the_same_email_in_another_case_is_a_conflict,
                 a_password_hash_is_swapped_only_from_the_expected_one,
                 roles_are_replaced_as_a_set_and_listed_sorted,
+                concurrent_grants_of_different_roles_all_survive,
                 revoking_a_session_twice_reports_false_the_second_time,
                 revoking_all_sessions_keeps_the_given_one_and_returns_the_others,
                 events_round_trip_every_field_and_list_newest_first,

@@ -60,6 +60,8 @@ macro_rules! store_conformance {
                 of_eight_concurrent_uses_of_one_recovery_code_exactly_one_passes,
                 regenerated_recovery_codes_replace_the_old_ones,
                 concurrent_regenerations_leave_exactly_one_set_of_codes,
+                recovery_codes_are_replaced_only_for_the_factor_the_caller_proved,
+                regenerations_racing_a_reset_leave_no_codes_without_a_factor,
                 purging_mfa_removes_everything_and_reports_whether_it_was_enabled,
                 an_mfa_challenge_is_returned_until_it_expires,
                 an_mfa_challenge_is_consumed_once_and_then_no_longer_returned,

@@ -452,6 +452,13 @@ impl RateLimiter for RedisLimiter {
         self.inner.outage.health()
     }
 
+    fn probe(&self) -> BoxFuture<'_, LimiterHealth> {
+        Box::pin(async move {
+            self.ping().await;
+            self.health()
+        })
+    }
+
     fn fallback_decisions(&self) -> u64 {
         RedisLimiter::fallback_decisions(self)
     }

@@ -99,7 +99,8 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
-    /// A limiter on the Redis at `url` (`redis://[:password@]host[:port][/db]`), its keys
+    /// A limiter on the Redis at `url` (`redis://[:password@]host[:port][/db]`, or
+    /// `rediss://…` for TLS, verified against the system's roots), its keys
     /// under `key_prefix` (e.g. `tessera:rl:`), deciding with `fallback` while Redis is
     /// unreachable. Fails only for a malformed URL: no connection is made here. Inside a
     /// Tokio runtime a connection is attempted in the background at once; until one
@@ -109,6 +110,7 @@ impl RedisLimiter {
         key_prefix: &str,
         fallback: MemoryLimiter,
     ) -> Result<Self, RedisLimiterError> {
+        crate::install_tls_provider();
         let client = Client::open(url).map_err(|e| RedisLimiterError::InvalidUrl(e.to_string()))?;
         let inner = Arc::new(Inner {
             client,
@@ -503,5 +505,14 @@ mod tests {
         // Nothing listens there, yet construction succeeds (outside a runtime, too).
         let limiter = RedisLimiter::new("redis://127.0.0.1:1", "t:", MemoryLimiter::new());
         assert!(limiter.is_ok());
+    }
+
+    #[test]
+    fn a_rediss_url_is_accepted_by_the_limiter_and_the_bus() {
+        let url = "rediss://:hunter2@redis.example.com:6380/0";
+        let limiter = RedisLimiter::new(url, "t:", MemoryLimiter::new());
+        assert!(limiter.is_ok(), "{limiter:?}");
+        let bus = crate::RedisBus::new(url, "t:");
+        assert!(bus.is_ok(), "{bus:?}");
     }
 }

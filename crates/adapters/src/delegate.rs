@@ -61,6 +61,16 @@ macro_rules! impl_store_ports {
                     .await
                     .map_err(store_error)
             }
+
+            async fn insert_role(
+                &self,
+                id: ::tessera_core::ids::UserId,
+                role: &::tessera_core::ids::Role,
+            ) -> __p::StoreResult<()> {
+                users::insert_role(&self.$write, id, role)
+                    .await
+                    .map_err(store_error)
+            }
         }
 
         impl __p::SessionStore for $store {
@@ -229,10 +239,11 @@ macro_rules! impl_store_ports {
             async fn swap_recovery_codes(
                 &self,
                 user: ::tessera_core::ids::UserId,
+                enabled_by: ::time::OffsetDateTime,
                 codes: &[::tessera_core::mfa::recovery::RecoveryCodeHash],
                 now: ::time::OffsetDateTime,
-            ) -> __p::StoreResult<()> {
-                mfa::swap_recovery_codes(&self.$write, user, codes, now)
+            ) -> __p::StoreResult<bool> {
+                mfa::swap_recovery_codes(&self.$write, user, enabled_by, codes, now)
                     .await
                     .map_err(store_error)
             }

@@ -10,6 +10,7 @@
 //!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
 //! - `revocation`: the revocation buses, [`RedisBus`] (pub/sub between nodes) and
 //!   [`LocalBus`] (one process only).
+//! - `tls`: [`install_tls_provider`], ring as the process's one rustls provider.
 //! - `testing` (feature `testing`): throw-away test databases and the skip-or-fail rule.
 //!
 //! Each store, and each limiter, passes its one conformance suite in
@@ -27,6 +28,7 @@ mod rows;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
@@ -34,3 +36,4 @@ pub use notifier::LogNotifier;
 pub use postgres::PgStore;
 pub use revocation::{LocalBus, RedisBus, RedisBusError};
 pub use sqlite::SqliteStore;
+pub use tls::install_tls_provider;

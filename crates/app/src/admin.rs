@@ -113,7 +113,9 @@ impl<S: Store> App<S> {
         Ok(roles)
     }
 
-    /// Adds one role to the user's set (the CLI's grant-role).
+    /// Adds one role to the user's set (the CLI's grant-role) and returns the set after it.
+    /// The store adds it in one statement: two operators granting different roles at once
+    /// both keep theirs.
     pub async fn admin_grant_role(
         &self,
         actor: &Actor,
@@ -121,9 +123,19 @@ impl<S: Store> App<S> {
         role: Role,
         ctx: &RequestContext,
     ) -> Result<Vec<Role>, AppError> {
-        let mut roles = self.store.list_roles(target).await?;
-        roles.push(role);
-        self.admin_set_roles(actor, target, roles, ctx).await
+        let user = self.find_user(target).await?;
+        self.store.insert_role(user.id, &role).await?;
+        let roles = self.store.list_roles(user.id).await?;
+        let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+        self.record(
+            user.id,
+            EventKind::RolesChanged,
+            ctx,
+            None,
+            serde_json::json!({"actor": actor.detail(), "roles": names, "granted": role.as_str()}),
+        )
+        .await?;
+        Ok(roles)
     }
 
     async fn revoke_all(

@@ -245,6 +245,11 @@ impl<S: Store> App<S> {
         self.limiter.health()
     }
 
+    /// Asks the limiter's shared backend now (for readiness; see `RateLimiter::probe`).
+    pub async fn probe_limiter(&self) -> LimiterHealth {
+        self.limiter.probe().await
+    }
+
     /// Password verifications (Argon2) run since start.
     pub fn password_checks(&self) -> u64 {
         self.password_checks.load(Ordering::Relaxed)

@@ -400,9 +400,20 @@ impl<S: Store> App<S> {
         }
         let codes = fresh_recovery_codes()?;
         let hashes: Vec<_> = codes.iter().map(RecoveryCode::hash).collect();
-        self.store
-            .swap_recovery_codes(user.id, &hashes, now)
-            .await?;
+        // Only for the factor this session proved (enabled by its last MFA): an admin
+        // reset racing this request, with or without a new enrolment after it, must not
+        // be followed by codes the reset never saw. No MFA on the session: no factor fits.
+        let proved_at = who
+            .session
+            .mfa_verified_at
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        if !self
+            .store
+            .swap_recovery_codes(user.id, proved_at, &hashes, now)
+            .await?
+        {
+            return Err(AppError::MfaNotEnabled);
+        }
         self.record(
             user.id,
             EventKind::RecoveryCodesRegenerated,

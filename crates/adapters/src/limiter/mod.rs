@@ -6,7 +6,9 @@
 //! - `memory`: the in-process sliding-window log.
 //! - `redis_limiter`: the Redis sorted sets and their Lua scripts (`*.lua`).
 //! - `outage`: the Redis limiter's health, fallback counter and rate-limited warnings.
+//! - `backlog`: the Redis limiter's settlements waiting for Redis to answer again.
 
+mod backlog;
 mod memory;
 mod outage;
 mod redis_limiter;

@@ -14,6 +14,10 @@
 //! [`MemoryLimiter`] given at construction (never "allow all"), and [`health`] reports
 //! `Degraded` until a Redis call succeeds again (see `outage`).
 //!
+//! A release or fail that cannot reach Redis (no answer in time, or another call probing
+//! it during an outage) is queued (`backlog`) and sent once a call succeeds again: the
+//! ticket may be counted there, and left pending it would count as a failure.
+//!
 //! [`health`]: RateLimiter::health
 
 use std::future::Future;
@@ -26,6 +30,7 @@ use tessera_core::ratelimit::{Decision, LimitKey, PENDING_LEASE, Policy};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::OnceCell;
 
+use super::backlog::{Backlog, Pending, Settlement};
 use super::memory::MemoryLimiter;
 use super::outage::Outage;
 
@@ -34,6 +39,8 @@ const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5
 const CONNECTION_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 /// The bound on a whole call, connecting included: past it the fallback decides.
 const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1000);
+/// Queued settlements sent to Redis in one pipelined round trip.
+const DRAIN_BATCH: usize = 256;
 
 const RESERVE_LUA: &str = include_str!("reserve.lua");
 const FIRST_DENIAL_LUA: &str = include_str!("first_denial.lua");
@@ -75,6 +82,7 @@ struct Inner {
     fail: Script,
     first_denial: Script,
     outage: Outage,
+    backlog: Backlog,
 }
 
 impl std::fmt::Debug for RedisLimiter {
@@ -84,12 +92,15 @@ impl std::fmt::Debug for RedisLimiter {
             .field("prefix", &self.inner.prefix)
             .field("health", &self.inner.outage.health())
             .field("fallback_decisions", &self.fallback_decisions())
+            .field("settlements_queued", &self.inner.backlog.len())
+            .field("settlements_dropped", &self.inner.backlog.dropped())
             .finish_non_exhaustive()
     }
 }
 
 impl RedisLimiter {
-    /// A limiter on the Redis at `url` (`redis://[:password@]host[:port][/db]`), its keys
+    /// A limiter on the Redis at `url` (`redis://[:password@]host[:port][/db]`, or
+    /// `rediss://…` for TLS, verified against the system's roots), its keys
     /// under `key_prefix` (e.g. `tessera:rl:`), deciding with `fallback` while Redis is
     /// unreachable. Fails only for a malformed URL: no connection is made here. Inside a
     /// Tokio runtime a connection is attempted in the background at once; until one
@@ -99,6 +110,7 @@ impl RedisLimiter {
         key_prefix: &str,
         fallback: MemoryLimiter,
     ) -> Result<Self, RedisLimiterError> {
+        crate::install_tls_provider();
         let client = Client::open(url).map_err(|e| RedisLimiterError::InvalidUrl(e.to_string()))?;
         let inner = Arc::new(Inner {
             client,
@@ -109,6 +121,7 @@ impl RedisLimiter {
             fail: Script::new(FAIL_LUA),
             first_denial: Script::new(FIRST_DENIAL_LUA),
             outage: Outage::not_yet_connected(),
+            backlog: Backlog::default(),
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let inner = Arc::clone(&inner);
@@ -123,9 +136,31 @@ impl RedisLimiter {
         self.inner.outage.fallback_decisions()
     }
 
-    /// Whether Redis answers a `PING` now (for readiness). Updates the health.
+    /// Whether Redis answers a `PING` now (for readiness). Updates the health; when
+    /// Redis answers, settlements queued during an outage are sent before returning.
     pub async fn ping(&self) -> bool {
-        self.inner.ping().await
+        let up = self.inner.ping().await;
+        if up {
+            self.inner.drain().await;
+        }
+        up
+    }
+
+    /// Settlements waiting for Redis to answer again.
+    pub fn settlements_queued(&self) -> usize {
+        self.inner.backlog.len()
+    }
+
+    /// After a call: if settlements wait and Redis answers again, sends them in the
+    /// background (the caller does not wait for them).
+    fn drain_in_background(&self) {
+        if self.inner.backlog.is_empty() || self.inner.outage.health() != LimiterHealth::Ok {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let inner = Arc::clone(&self.inner);
+            runtime.spawn(async move { inner.drain().await });
+        }
     }
 }
 
@@ -249,33 +284,109 @@ impl Inner {
     async fn release(&self, key: &LimitKey, ticket: Ticket) {
         // The ticket may have been counted by the fallback during an outage.
         self.fallback.release_now(key, ticket);
-        let name = self.key(key);
-        self.attempt("release", key.kind(), |mut connection| async move {
-            let hex = ticket.as_hex();
-            redis::cmd("ZREM")
-                .arg(&name)
-                .arg(format!("p:{hex}"))
-                .arg(format!("f:{hex}"))
-                .query_async::<i64>(&mut connection)
-                .await
-                .map_err(CallError::from)
-        })
-        .await;
+        self.settle(Settlement::Release, key, ticket).await;
     }
 
     async fn fail(&self, key: &LimitKey, ticket: Ticket) {
         // The ticket may have been counted by the fallback during an outage.
         self.fallback.fail_now(key, ticket);
-        let name = self.key(key);
-        self.attempt("fail", key.kind(), |mut connection| async move {
-            self.fail
-                .key(&name)
-                .arg(ticket.as_hex())
-                .invoke_async::<i64>(&mut connection)
+        self.settle(Settlement::Fail, key, ticket).await;
+    }
+
+    /// Tells Redis, or queues it for when Redis answers again: even a ticket the fallback
+    /// decided may be counted there (a reserve whose answer was lost to the deadline).
+    async fn settle(&self, settlement: Settlement, key: &LimitKey, ticket: Ticket) {
+        let pending = Pending {
+            settlement,
+            key: self.key(key),
+            ticket: ticket.as_hex(),
+        };
+        let done = match self.outage.admit() {
+            None => None,
+            Some(_admission) => {
+                let one = &pending;
+                self.call(
+                    settlement.operation(),
+                    key.kind(),
+                    |mut connection| async move { self.settle_one(&mut connection, one).await },
+                )
                 .await
-                .map_err(CallError::from)
-        })
-        .await;
+            }
+        };
+        if done.is_none() {
+            self.backlog.push(pending);
+        }
+    }
+
+    async fn settle_one(
+        &self,
+        connection: &mut ConnectionManager,
+        pending: &Pending,
+    ) -> Result<(), CallError> {
+        match pending.settlement {
+            Settlement::Release => {
+                redis::cmd("ZREM")
+                    .arg(&pending.key)
+                    .arg(format!("p:{}", pending.ticket))
+                    .arg(format!("f:{}", pending.ticket))
+                    .query_async::<i64>(connection)
+                    .await?;
+            }
+            Settlement::Fail => {
+                self.fail
+                    .key(&pending.key)
+                    .arg(&pending.ticket)
+                    .invoke_async::<i64>(connection)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the queued settlements, a batch per round trip, until none is left or Redis
+    /// stops answering (the batch in flight is then queued again). One drain at a time.
+    async fn drain(&self) {
+        let Some(_draining) = self.backlog.begin_drain() else {
+            return;
+        };
+        loop {
+            let batch = self.backlog.take(DRAIN_BATCH);
+            if batch.is_empty() {
+                return;
+            }
+            let items = &batch;
+            let sent = self
+                .call("settle_queued", "-", |mut connection| async move {
+                    let mut pipe = redis::pipe();
+                    for pending in items {
+                        match pending.settlement {
+                            Settlement::Release => pipe
+                                .cmd("ZREM")
+                                .arg(&pending.key)
+                                .arg(format!("p:{}", pending.ticket))
+                                .arg(format!("f:{}", pending.ticket))
+                                .ignore(),
+                            // EVAL (not EVALSHA) inside a pipeline: a restarted Redis
+                            // has no script cache yet.
+                            Settlement::Fail => pipe
+                                .cmd("EVAL")
+                                .arg(FAIL_LUA)
+                                .arg(1)
+                                .arg(&pending.key)
+                                .arg(&pending.ticket)
+                                .ignore(),
+                        };
+                    }
+                    pipe.query_async::<()>(&mut connection)
+                        .await
+                        .map_err(CallError::from)
+                })
+                .await;
+            if sent.is_none() {
+                self.backlog.put_back(batch);
+                return;
+            }
+        }
     }
 
     async fn first_denial(&self, key: &LimitKey, window: Duration, now: OffsetDateTime) -> bool {
@@ -309,15 +420,25 @@ impl RateLimiter for RedisLimiter {
         now: OffsetDateTime,
         ticket: Ticket,
     ) -> BoxFuture<'a, Decision> {
-        Box::pin(self.inner.reserve(key, policy, now, ticket))
+        Box::pin(async move {
+            let decision = self.inner.reserve(key, policy, now, ticket).await;
+            self.drain_in_background();
+            decision
+        })
     }
 
     fn release<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
-        Box::pin(self.inner.release(key, ticket))
+        Box::pin(async move {
+            self.inner.release(key, ticket).await;
+            self.drain_in_background();
+        })
     }
 
     fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
-        Box::pin(self.inner.fail(key, ticket))
+        Box::pin(async move {
+            self.inner.fail(key, ticket).await;
+            self.drain_in_background();
+        })
     }
 
     fn first_denial<'a>(
@@ -331,6 +452,13 @@ impl RateLimiter for RedisLimiter {
 
     fn health(&self) -> LimiterHealth {
         self.inner.outage.health()
+    }
+
+    fn probe(&self) -> BoxFuture<'_, LimiterHealth> {
+        Box::pin(async move {
+            self.ping().await;
+            self.health()
+        })
     }
 
     fn fallback_decisions(&self) -> u64 {
@@ -377,5 +505,14 @@ mod tests {
         // Nothing listens there, yet construction succeeds (outside a runtime, too).
         let limiter = RedisLimiter::new("redis://127.0.0.1:1", "t:", MemoryLimiter::new());
         assert!(limiter.is_ok());
+    }
+
+    #[test]
+    fn a_rediss_url_is_accepted_by_the_limiter_and_the_bus() {
+        let url = "rediss://:hunter2@redis.example.com:6380/0";
+        let limiter = RedisLimiter::new(url, "t:", MemoryLimiter::new());
+        assert!(limiter.is_ok(), "{limiter:?}");
+        let bus = crate::RedisBus::new(url, "t:");
+        assert!(bus.is_ok(), "{bus:?}");
     }
 }

@@ -110,16 +110,33 @@ pub(super) async fn use_recovery_code(
     Ok(done.rows_affected() == 1)
 }
 
+/// Replaces the codes only while the factor the caller proved is still enabled; the
+/// check runs under the same user lock as `purge` and `enable`, so neither can fall
+/// between it and the replacement.
 pub(super) async fn swap_recovery_codes(
     pool: &PgPool,
     user: UserId,
+    enabled_by: OffsetDateTime,
     codes: &[RecoveryCodeHash],
     now: OffsetDateTime,
-) -> Db<()> {
+) -> Db<bool> {
     let mut tx = pool.begin().await?;
     lock_user(&mut tx, user).await?;
+    let proved: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM user_totp \
+         WHERE user_id = $1 AND sealed_secret IS NOT NULL AND enabled_at <= $2)",
+    )
+    .bind(user.as_uuid())
+    .bind(enabled_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !proved {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     replace_codes(&mut tx, user, codes, now).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn purge(pool: &PgPool, user: UserId) -> Db<bool> {

@@ -108,3 +108,12 @@ pub(super) async fn swap_roles(pool: &PgPool, id: UserId, roles: &[Role]) -> Db<
     }
     tx.commit().await
 }
+
+pub(super) async fn insert_role(pool: &PgPool, id: UserId, role: &Role) -> Db<()> {
+    sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(id.as_uuid())
+        .bind(role.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}

@@ -73,7 +73,9 @@ impl std::fmt::Debug for RedisBus {
 impl RedisBus {
     /// A bus on the Redis at `url`, on channel `{key_prefix}revocations`. No connection is
     /// made here; [`RevocationBus::subscribe`] starts the subscriber.
+    /// `rediss://` speaks TLS, verified against the system's roots.
     pub fn new(url: &str, key_prefix: &str) -> Result<Self, RedisBusError> {
+        crate::install_tls_provider();
         let client = Client::open(url).map_err(|e| RedisBusError::InvalidUrl(e.to_string()))?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -106,15 +106,31 @@ pub(super) async fn use_recovery_code(
     Ok(done.rows_affected() == 1)
 }
 
+/// Replaces the codes only while the factor the caller proved is still enabled; the
+/// check and the replacement share one write transaction, so a purge cannot fall between.
 pub(super) async fn swap_recovery_codes(
     pool: &SqlitePool,
     user: UserId,
+    enabled_by: OffsetDateTime,
     codes: &[RecoveryCodeHash],
     now: OffsetDateTime,
-) -> Db<()> {
+) -> Db<bool> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let proved: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM user_totp \
+         WHERE user_id = ?1 AND sealed_secret IS NOT NULL AND enabled_at <= ?2)",
+    )
+    .bind(user.as_uuid())
+    .bind(Micros(enabled_by))
+    .fetch_one(&mut *tx)
+    .await?;
+    if !proved {
+        tx.rollback().await?;
+        return Ok(false);
+    }
     replace_codes(&mut tx, user, codes, now).await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(true)
 }
 
 pub(super) async fn purge(pool: &SqlitePool, user: UserId) -> Db<bool> {

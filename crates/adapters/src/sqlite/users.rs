@@ -109,3 +109,12 @@ pub(super) async fn swap_roles(pool: &SqlitePool, id: UserId, roles: &[Role]) ->
     }
     tx.commit().await
 }
+
+pub(super) async fn insert_role(pool: &SqlitePool, id: UserId, role: &Role) -> Db<()> {
+    sqlx::query("INSERT INTO user_roles (user_id, role) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .bind(id.as_uuid())
+        .bind(role.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}

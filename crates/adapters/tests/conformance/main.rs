@@ -1,7 +1,7 @@
 //! The store conformance suite (`tessera_app::testkit::store_suite`), once per backend,
 //! plus checks on the migrations; the limiter suite once per limiter (`limiters`), and
 //! the Redis limiter's outage behaviour against a private `redis-server`
-//! (`redis_outage`); the Redis revocation bus between two instances and across a restart
+//! (`redis_outage`) and over TLS (`redis_tls`); the Redis revocation bus between two instances and across a restart
 //! of a private `redis-server` (`revocation_bus`). SQLite always runs; Postgres runs when
 //! `TESSERA_TEST_DATABASE_URL` names a server (each test gets its own database), and
 //! skips loudly otherwise — or fails, under `TESSERA_TEST_REQUIRE=all`.
@@ -11,6 +11,7 @@
 mod limiters;
 mod migrations;
 mod redis_outage;
+mod redis_tls;
 mod revocation_bus;
 
 use tessera_adapters::testing::TestDatabase;

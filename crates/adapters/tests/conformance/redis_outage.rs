@@ -355,3 +355,71 @@ async fn a_hung_redis_costs_one_deadline_at_a_time_not_one_per_request() {
         }
     }
 }
+
+/// Whether Redis holds `member` in the key's sorted set.
+async fn holds(server: &PrivateRedis, name: &str, member: String) -> bool {
+    let mut redis = server.connect().await.unwrap();
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(name)
+        .arg(member)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    score.is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tickets_settled_while_redis_is_hung_are_settled_in_redis_once_it_answers_again() {
+    let Some(server) = PrivateRedis::start().await else {
+        return;
+    };
+    let prefix = unique_prefix();
+    let limiter = limiter_on(&server.url(), &prefix);
+    let key = ip_key();
+    let name = format!("{prefix}{}", key.storage_name());
+    let (released, failed, during_probe) = (ticket(), ticket(), ticket());
+    for t in [released, failed, during_probe] {
+        let decision = bounded("reserve", limiter.reserve(&key, POLICY, T0, t)).await;
+        assert_eq!(decision, Decision::Allow);
+        assert!(holds(&server, &name, format!("p:{}", t.as_hex())).await);
+    }
+
+    server.signal("STOP");
+    // A success and a failure settled while Redis does not answer (the limiter goes
+    // degraded on the first), and one while another call is probing the hung Redis.
+    bounded("release", limiter.release(&key, released)).await;
+    bounded("fail", limiter.fail(&key, failed)).await;
+    assert!(is_unreachable(&limiter.health()), "{:?}", limiter.health());
+    let probe = {
+        let limiter = limiter.clone();
+        let key = LimitKey::login_account("probe@example.com", "password");
+        tokio::spawn(async move { limiter.reserve(&key, POLICY, T0, ticket()).await })
+    };
+    tokio::task::yield_now().await;
+    bounded("release", limiter.release(&key, during_probe)).await;
+    bounded("probe", probe).await.unwrap();
+    assert!(limiter.settlements_queued() >= 2);
+
+    server.signal("CONT");
+    let mut tries = 0;
+    while !bounded("ping", limiter.ping()).await {
+        tries += 1;
+        assert!(tries <= 20, "not recovered: {:?}", limiter.health());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(limiter.settlements_queued(), 0);
+    for t in [released, during_probe] {
+        let hex = t.as_hex();
+        assert!(
+            !holds(&server, &name, format!("p:{hex}")).await,
+            "a released ticket must not stay pending (it would count as a failure)"
+        );
+        assert!(!holds(&server, &name, format!("f:{hex}")).await);
+    }
+    let hex = failed.as_hex();
+    assert!(!holds(&server, &name, format!("p:{hex}")).await);
+    assert!(
+        holds(&server, &name, format!("f:{hex}")).await,
+        "a failed ticket keeps its slot as a failure"
+    );
+}

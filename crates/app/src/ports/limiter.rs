@@ -61,6 +61,13 @@ pub trait RateLimiter: Send + Sync + 'static {
 
     fn health(&self) -> LimiterHealth;
 
+    /// Asks the shared backend now (bounded by the limiter's own call deadline) and
+    /// returns the health that follows, so readiness recovers without traffic. A limiter
+    /// with no backend just reports its health.
+    fn probe(&self) -> BoxFuture<'_, LimiterHealth> {
+        Box::pin(std::future::ready(self.health()))
+    }
+
     /// How many decisions were made in process because the shared backend was down.
     fn fallback_decisions(&self) -> u64 {
         0

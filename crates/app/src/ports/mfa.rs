@@ -94,13 +94,19 @@ pub trait MfaStore: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
 
-    /// Replaces every recovery code of the user (old ones stop working).
+    /// Replaces every recovery code of the user (old ones stop working), but only while
+    /// the user has an enabled TOTP factor enabled at or before `enabled_by` (the factor
+    /// the caller proved, e.g. at the session's last MFA), checked and replaced in one
+    /// transaction. False, and nothing changed, otherwise: a reset racing a regeneration
+    /// leaves no codes behind for a user without a factor, nor replaces the codes of a
+    /// factor enrolled after the caller's proof.
     fn swap_recovery_codes(
         &self,
         user: UserId,
+        enabled_by: OffsetDateTime,
         codes: &[RecoveryCodeHash],
         now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// Removes the TOTP factor (enabled and pending) and every recovery code; false when
     /// there was nothing enabled.

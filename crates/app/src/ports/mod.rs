@@ -71,6 +71,10 @@ pub trait UserStore: Send + Sync {
         id: UserId,
         roles: &[Role],
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Adds one role to the user's set in one statement, leaving the others as they are;
+    /// idempotent. Concurrent grants of different roles all survive (a read of the set
+    /// followed by `swap_roles` would lose all but one).
+    fn insert_role(&self, id: UserId, role: &Role) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 pub trait SessionStore: Send + Sync {

@@ -27,50 +27,69 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database answers and rate limits are shared as configured (Redis reachable); the
-/// revocation subscription's state is reported too.
+/// How long each readiness check may take. A load balancer's probe must be answered well
+/// before the database pool's own acquire timeout (30 s) or a hung Redis would let it.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// This node can serve: 200 with each check's state (`ok`, `degraded`, `off`); 503 only
+/// when the database does not answer. Redis unreachable is 200 with `rate_limiter`
+/// `degraded`: the node still serves safely on per-node budgets, and a 503 would take
+/// every node out of the load balancer at once. Each call probes the database and Redis
+/// (each within [`CHECK_DEADLINE`]), so a node recovers without traffic.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Ready", body = serde_json::Value),
-        (status = 503, description = "`service_unavailable`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 200, description = "Ready (`status` is `ready`, or `degraded` when a check is)", body = serde_json::Value),
+        (status = 503, description = "`service_unavailable`: the database is unreachable", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn readyz<S: Store>(
     State(state): State<AppState<S>>,
 ) -> Result<Json<serde_json::Value>, Problem> {
     // Anyone may ask, so the body names each check's state from a fixed set; what the
     // backend said (hosts, ports, driver messages) goes to the log only.
-    if let Err(e) = state.app.ready().await {
-        tracing::warn!(error = %e, "readiness check failed: database unreachable");
+    let (database, limiter) = tokio::join!(
+        tokio::time::timeout(CHECK_DEADLINE, state.app.ready()),
+        tokio::time::timeout(CHECK_DEADLINE, state.app.probe_limiter()),
+    );
+    let database = match database {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} s", CHECK_DEADLINE.as_secs())),
+    };
+    if let Some(error) = database {
+        tracing::warn!(%error, "readiness check failed: database unreachable");
         return Err(Problem::new(
             ProblemCode::ServiceUnavailable,
             "the database is unreachable",
         ));
     }
-    // Informational: with the subscription down this node reads every session from the
-    // database (still correct), so it stays ready.
+    // The limiter logs its own outage (rate-limited); a probe every few seconds must not.
+    let rate_limiter = match limiter {
+        Ok(LimiterHealth::Ok) => "ok",
+        Ok(LimiterHealth::Degraded(reason)) => {
+            tracing::debug!(%reason, "readiness: rate limiting degraded to per-node budgets");
+            "degraded"
+        }
+        Err(_) => "degraded",
+    };
+    // With the subscription down this node reads every session from the database (still
+    // correct), so it stays ready.
     let revocation_bus = match state.app.revocation_bus_health() {
         None => "off",
         Some(BusHealth::Connected) => "ok",
         Some(BusHealth::Disconnected(reason)) => {
-            tracing::warn!(%reason, "readiness: revocation subscription down");
+            tracing::debug!(%reason, "readiness: revocation subscription down");
             "degraded"
         }
     };
-    match state.app.limiter_health() {
-        LimiterHealth::Ok => Ok(Json(serde_json::json!({
-            "status": "ready",
-            "checks": {"database": "ok", "rate_limiter": "ok", "revocation_bus": revocation_bus},
-        }))),
-        // Still answering (limits hold per node), but not as configured: say so, so the
-        // load balancer and the operator see it.
-        LimiterHealth::Degraded(reason) => {
-            tracing::warn!(%reason, "readiness: rate limiting degraded to per-node budgets");
-            Err(Problem::new(
-                ProblemCode::ServiceUnavailable,
-                "rate limiting is degraded to per-node budgets",
-            ))
-        }
-    }
+    let status = if rate_limiter == "ok" && revocation_bus != "degraded" {
+        "ready"
+    } else {
+        "degraded"
+    };
+    Ok(Json(serde_json::json!({
+        "status": status,
+        "checks": {"database": "ok", "rate_limiter": rate_limiter, "revocation_bus": revocation_bus},
+    })))
 }
 
 /// Prometheus text exposition.

@@ -52,6 +52,13 @@ fn limits_and_redis_are_configurable_and_checked() {
 }
 
 #[test]
+fn a_rediss_url_for_tls_is_accepted() {
+    let url = "rediss://:secret@redis.example.com:6380/0";
+    let c = resolve("", &[("TESSERA_REDIS_URL", url)]).unwrap();
+    assert_eq!(c.redis_url.as_deref(), Some(url));
+}
+
+#[test]
 fn http_edge_limits_have_defaults_come_from_file_or_environment_and_are_checked() {
     let secs = std::time::Duration::from_secs;
     let c = resolve("", &[]).unwrap().http;

@@ -211,8 +211,9 @@ async fn every_response_carries_the_security_headers() {
     assert!(h.contains_key("x-request-id"));
 }
 
-/// Anyone may call `/readyz`: a failing backend is named by a fixed word or sentence, and
-/// what it said (hosts, ports, driver errors) goes to the log only.
+/// Anyone may call `/readyz`: a failing backend is named by a fixed word, and what it
+/// said (hosts, ports, driver errors) goes to the log only. Redis down is still ready
+/// (200, `rate_limiter` `degraded`), found by the probe alone, with no request before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_shows_no_backend_error_text() {
     let Some(mut redis) = PrivateRedis::start().await else {
@@ -227,14 +228,10 @@ async fn readiness_shows_no_backend_error_text() {
     };
     let port = redis.port.to_string();
     redis.kill();
-    // A login makes the limiter reach for Redis and find it gone.
-    app.login("someone@example.com", "guess", "d1").await;
     let res = app.client.get(app.url("/readyz")).send().await.unwrap();
-    let body = assert_problem(res, 503, "service_unavailable").await;
-    assert_eq!(
-        body["detail"], "rate limiting is degraded to per-node budgets",
-        "{body}"
-    );
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["rate_limiter"], "degraded", "{body}");
     let text = body.to_string().to_lowercase();
     for leak in ["redis", "refused", "error", "127.0.0.1", port.as_str()] {
         assert!(!text.contains(leak), "{leak} in {text}");

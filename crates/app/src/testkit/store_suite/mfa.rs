@@ -50,7 +50,7 @@ fn challenge_for(user: UserId, at: OffsetDateTime) -> MfaChallenge {
     }
 }
 
-async fn mfa<S: Store>(store: &S, user: UserId) -> Option<MfaRecord> {
+pub(super) async fn mfa<S: Store>(store: &S, user: UserId) -> Option<MfaRecord> {
     store.get_mfa(user).await.unwrap()
 }
 
@@ -58,12 +58,12 @@ async fn get<S: Store>(store: &S, c: &MfaChallenge, now: OffsetDateTime) -> Opti
     store.get_mfa_challenge(&c.token_hash, now).await.unwrap()
 }
 
-async fn remaining<S: Store>(store: &S, user: UserId) -> u32 {
+pub(super) async fn remaining<S: Store>(store: &S, user: UserId) -> u32 {
     mfa(store, user).await.unwrap().recovery_codes_remaining
 }
 
 /// A user with TOTP enabled at step [`STEP`] (at `T0`); returns the secret and the codes.
-async fn enrolled<S: Store>(store: &S) -> (UserId, Vec<u8>, Vec<RecoveryCodeHash>) {
+pub(super) async fn enrolled<S: Store>(store: &S) -> (UserId, Vec<u8>, Vec<RecoveryCodeHash>) {
     let user = given_user(store).await;
     let secret = sealed(1);
     let codes = codes();
@@ -307,7 +307,7 @@ pub async fn regenerated_recovery_codes_replace_the_old_ones<S: Store>(store: S)
     assert!(store.use_recovery_code(user, &old[0], T0).await.unwrap());
     let new = codes();
     let at = T0 + Duration::minutes(2);
-    store.swap_recovery_codes(user, &new, at).await.unwrap();
+    assert!(store.swap_recovery_codes(user, T0, &new, at).await.unwrap());
     assert_eq!(remaining(&store, user).await, 10);
     for code in &old {
         assert!(!store.use_recovery_code(user, code, at).await.unwrap());
@@ -322,7 +322,12 @@ pub async fn concurrent_regenerations_leave_exactly_one_set_of_codes<S: Store>(s
     let sets: Vec<Vec<RecoveryCodeHash>> = (0..8).map(|_| codes()).collect();
     race(&store, sets.len(), |store, i| {
         let codes = sets[i].clone();
-        async move { store.swap_recovery_codes(user, &codes, T0).await.unwrap() }
+        async move {
+            store
+                .swap_recovery_codes(user, T0, &codes, T0)
+                .await
+                .unwrap()
+        }
     })
     .await;
     assert_eq!(remaining(&store, user).await, 10);

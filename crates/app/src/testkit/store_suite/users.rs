@@ -145,3 +145,28 @@ pub async fn roles_are_replaced_as_a_set_and_listed_sorted<S: Store>(store: S) {
     assert!(store.list_roles(user).await.unwrap().is_empty());
     assert_eq!(store.list_roles(other).await.unwrap(), roles(&["auditor"]));
 }
+
+/// Inserting a role adds it to the set and is idempotent; sixteen concurrent grants of
+/// different roles to one user all survive (none overwrites another's).
+pub async fn concurrent_grants_of_different_roles_all_survive<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    store.swap_roles(user, &roles(&["auditor"])).await.unwrap();
+    let admin = roles(&["admin"]).remove(0);
+    store.insert_role(user, &admin).await.unwrap();
+    store.insert_role(user, &admin).await.unwrap();
+    assert_eq!(
+        store.list_roles(user).await.unwrap(),
+        roles(&["admin", "auditor"])
+    );
+
+    let names: Vec<String> = (0..16).map(|i| format!("role-{i:02}")).collect();
+    super::mfa::race(&store, names.len(), |store, i| {
+        let role = Role::parse(&names[i]).unwrap();
+        async move { store.insert_role(user, &role).await.unwrap() }
+    })
+    .await;
+    let mut expected: Vec<Role> = names.iter().map(|n| Role::parse(n).unwrap()).collect();
+    expected.extend(roles(&["admin", "auditor"]));
+    expected.sort();
+    assert_eq!(store.list_roles(user).await.unwrap(), expected);
+}

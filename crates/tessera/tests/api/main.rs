@@ -8,6 +8,7 @@ mod binding;
 mod browser;
 mod devices;
 mod edge;
+mod freshness;
 mod helpers;
 mod mfa;
 mod ops;

@@ -10,6 +10,7 @@ mod devices;
 mod edge;
 mod freshness;
 mod helpers;
+mod login_timing;
 mod mfa;
 mod ops;
 mod pages;

@@ -133,6 +133,8 @@ pub struct App<S> {
     pub(crate) device_keys: Arc<DeviceTokenKeys>,
     /// Argon2 verifications run: what the rate limits are there to bound.
     pub(crate) password_checks: Arc<AtomicU64>,
+    /// How long an unknown email's failed login is held (see `pacing`).
+    pub(crate) failure_pace: Arc<crate::pacing::FailurePace>,
     /// Session records read recently (see `liveness`); off without a bus.
     pub(crate) liveness: Arc<LivenessCache>,
     /// How revocations reach the other nodes; `None`: this node is alone with its cache off.
@@ -167,6 +169,7 @@ impl<S: Clone> Clone for App<S> {
             hasher: Arc::clone(&self.hasher),
             device_keys: Arc::clone(&self.device_keys),
             password_checks: Arc::clone(&self.password_checks),
+            failure_pace: Arc::clone(&self.failure_pace),
             liveness: Arc::clone(&self.liveness),
             bus: self.bus.clone(),
         }
@@ -214,6 +217,7 @@ impl<S: Store> App<S> {
             hasher,
             device_keys: Arc::new(device_keys),
             password_checks: Arc::new(AtomicU64::new(0)),
+            failure_pace: Arc::default(),
             liveness,
             bus,
         })

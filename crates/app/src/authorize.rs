@@ -1,26 +1,11 @@
 //! `POST /v1/authorize`: the step-up policy (RFC 9470) applied to one session.
 
-use tessera_core::ids::Role;
-use tessera_core::policy::{self, ActionPolicy, Denial, StepUpPolicy};
-use time::Duration;
+use tessera_core::policy::{self, Denial, StepUpPolicy};
 
 use crate::app::App;
 use crate::error::AppError;
 use crate::ports::Store;
 use crate::sessions::Principal;
-
-/// The admin API's floor, whatever the configured policy says: role `admin`, TOTP
-/// enrolled, an MFA within 300 s.
-fn admin_floor() -> Result<StepUpPolicy, AppError> {
-    let role = Role::parse("admin").map_err(|e| AppError::Internal(e.0.into()))?;
-    let rule = ActionPolicy {
-        role,
-        max_age: Duration::seconds(300),
-        require_enrollment: true,
-    };
-    StepUpPolicy::new(vec![("admin.*".to_owned(), rule)])
-        .map_err(|e| AppError::Internal(e.0.into()))
-}
 
 impl<S: Store> App<S> {
     /// Allows `action` for the caller, or says what is missing, checking in the contract's
@@ -34,7 +19,7 @@ impl<S: Store> App<S> {
     /// contract's floor — so a permissive `[[step_up]]` file cannot open the admin
     /// endpoints wider. `action` must be an `admin.*` name.
     pub async fn authorize_admin(&self, who: &Principal, action: &str) -> Result<(), AppError> {
-        let floor = admin_floor()?;
+        let floor = StepUpPolicy::admin_floor();
         self.check_policies(who, action, &[&self.settings.step_up, &floor])
             .await
     }

@@ -32,6 +32,7 @@ mod limits;
 pub mod liveness;
 mod login;
 mod mfa;
+mod pacing;
 mod refresh;
 mod rekey;
 mod retention;

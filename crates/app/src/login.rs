@@ -158,6 +158,7 @@ impl<S: Store> App<S> {
             Some(u) if password_ok => u,
             Some(u) => {
                 reserved.keep().await;
+                let started = std::time::Instant::now();
                 self.record(
                     u.id,
                     EventKind::LoginFailed,
@@ -166,10 +167,14 @@ impl<S: Store> App<S> {
                     serde_json::json!({"reason": "invalid_password"}),
                 )
                 .await?;
+                self.failure_pace.observe(started.elapsed());
                 return Err(AppError::InvalidCredentials);
             }
             None => {
                 reserved.keep().await;
+                // No user to record the failure against: wait as long as that write
+                // takes on a known email, so latency does not tell the two apart.
+                self.failure_pace.hold().await;
                 return Err(AppError::InvalidCredentials);
             }
         };

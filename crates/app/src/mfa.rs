@@ -13,6 +13,7 @@ use tessera_core::mfa::qr::qr_svg;
 use tessera_core::mfa::recovery::{RECOVERY_CODES, RecoveryCode};
 use tessera_core::mfa::totp::{self, TotpCode, TotpSecret};
 use tessera_core::password::Password;
+use tessera_core::policy;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::MfaToken;
 use time::Duration;
@@ -28,8 +29,9 @@ use crate::signin::SignInBasis;
 pub(crate) const TOTP_PURPOSE: &str = "totp-secret";
 /// How long a login may wait for its second factor.
 pub const MFA_TOKEN_TTL: Duration = Duration::seconds(300);
-/// How recent an MFA must be to regenerate recovery codes.
-pub const RECENT_MFA: Duration = Duration::seconds(300);
+/// How recent an MFA must be to regenerate recovery codes (the rule and its value live
+/// in `tessera_core::policy`).
+pub const RECENT_MFA: Duration = policy::RECOVERY_CODES_MAX_AGE;
 
 /// A code as typed: a TOTP code or a recovery code.
 #[derive(Debug, Clone)]
@@ -389,11 +391,7 @@ impl<S: Store> App<S> {
             return Err(AppError::MfaNotEnabled);
         }
         let now = self.clock.now();
-        let fresh = who
-            .session
-            .mfa_verified_at
-            .is_some_and(|t| now - t <= RECENT_MFA);
-        if !fresh {
+        if !policy::mfa_is_fresh(who.session.mfa_verified_at, RECENT_MFA, now) {
             return Err(AppError::StepUpRequired {
                 max_age_secs: RECENT_MFA.whole_seconds(),
             });

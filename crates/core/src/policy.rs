@@ -18,11 +18,26 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ids::{InvalidField, Role};
 
-/// How long an MFA counts as recent in the default rules.
-const DEFAULT_MAX_AGE: Duration = Duration::seconds(300);
+/// How long an MFA counts as recent in the default rules and in the admin floor.
+pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(300);
+/// How recent an MFA must be to regenerate recovery codes (not an action of the policy:
+/// the contract fixes it).
+pub const RECOVERY_CODES_MAX_AGE: Duration = Duration::seconds(300);
 /// How far in the future a recorded MFA time may lie (another node's clock) and still
 /// count; anything later is not trusted as fresh.
-const CLOCK_SKEW: Duration = Duration::seconds(30);
+pub const CLOCK_SKEW: Duration = Duration::seconds(30);
+
+/// The one freshness rule for step-up: an MFA at `t` is fresh at `now` when
+/// `now - t <= max_age` and `t <= now + CLOCK_SKEW`. A time further in the future is a
+/// wrong clock or a forged row, and would otherwise stay "fresh" for as long as it lies
+/// ahead: it is never trusted.
+pub fn mfa_is_fresh(
+    mfa_verified_at: Option<OffsetDateTime>,
+    max_age: Duration,
+    now: OffsetDateTime,
+) -> bool {
+    mfa_verified_at.is_some_and(|t| now - t <= max_age && t <= now + CLOCK_SKEW)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionPolicy {
@@ -61,6 +76,22 @@ impl StepUpPolicy {
         // The literals are valid (a test proves it). Were one not, its rule would be
         // missing and the action refused as unknown: failing closed, never open.
         Self::new(rules).unwrap_or_else(|_| Self::empty())
+    }
+
+    /// The admin API's floor, whatever the configured policy says: `admin.*` needs role
+    /// `admin`, TOTP enrolled and an MFA within `DEFAULT_MAX_AGE`.
+    pub fn admin_floor() -> Self {
+        let rule = Role::parse("admin").ok().map(|role| {
+            let policy = ActionPolicy {
+                role,
+                max_age: DEFAULT_MAX_AGE,
+                require_enrollment: true,
+            };
+            ("admin.*".to_owned(), policy)
+        });
+        // As in `defaults`: a bad literal (a test proves there is none) leaves the floor
+        // empty, and an empty floor refuses every admin action as unknown.
+        Self::new(rule.into_iter().collect()).unwrap_or_else(|_| Self::empty())
     }
 
     /// Names are 1+ characters of `[a-z0-9_.-]`, optionally ending in one `*`. Duplicate
@@ -165,8 +196,7 @@ pub fn authorize<'p>(
             Ok(rule)
         };
     }
-    let fresh = mfa_verified_at.is_some_and(|t| now - t <= rule.max_age && t <= now + CLOCK_SKEW);
-    if !fresh {
+    if !mfa_is_fresh(mfa_verified_at, rule.max_age, now) {
         return Err(Denial::StepUpRequired {
             max_age: rule.max_age,
         });
@@ -282,6 +312,27 @@ mod tests {
             authorize(&p, "vendor.payout", &vendor, true, ago(-31), now()),
             Err(STEP_UP_300)
         );
+    }
+
+    #[test]
+    fn the_admin_floor_needs_an_enrolled_admin_with_recent_mfa() {
+        let floor = StepUpPolicy::admin_floor();
+        assert_eq!(
+            floor.lookup("admin.users.delete"),
+            Some(&rule("admin", 300, true))
+        );
+        assert_eq!(floor.lookup("vendor.payout"), None);
+    }
+
+    #[test]
+    fn freshness_allows_max_age_and_thirty_seconds_of_skew_and_nothing_beyond() {
+        let max = Duration::seconds(300);
+        assert!(mfa_is_fresh(ago(300), max, now()));
+        assert!(!mfa_is_fresh(ago(301), max, now()));
+        assert!(mfa_is_fresh(ago(-30), max, now()));
+        assert!(!mfa_is_fresh(ago(-31), max, now()));
+        assert!(!mfa_is_fresh(ago(-3600), max, now()));
+        assert!(!mfa_is_fresh(None, max, now()));
     }
 
     #[test]

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
-use tessera_app::HashingSettings;
+use tessera_app::{HashingSettings, Settings};
 use tessera_core::ids::Role;
 use tessera_core::policy::{ActionPolicy, StepUpPolicy};
-use tessera_core::ratelimit::Policy;
 
 use crate::edge::HttpLimits;
 
@@ -192,6 +191,9 @@ impl Config {
     }
 
     fn resolve(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        // The use cases' own defaults are the configuration's: one set, kept in one place.
+        let defaults = Settings::default();
+        let limits = defaults.limits;
         let listen_raw = env("TESSERA_LISTEN")
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -263,7 +265,7 @@ impl Config {
             Some(other) => bail!("TESSERA_LOG_FORMAT must be text or json, not {other:?}"),
         };
         let step_up = match file.step_up {
-            None => StepUpPolicy::defaults(),
+            None => defaults.step_up.clone(),
             Some(rules) => {
                 let rules = rules
                     .into_iter()
@@ -294,7 +296,7 @@ impl Config {
         {
             bail!("TESSERA_REDIS_URL / redis_url must start with redis:// or rediss://");
         }
-        let hashing = HashingSettings::defaults();
+        let hashing = defaults.hashing;
         let count = |name: &str, from_file: Option<i64>, default: i64| -> anyhow::Result<u32> {
             let v = secs(name, from_file, default, 1)?;
             u32::try_from(v).with_context(|| format!("{name} is too large"))
@@ -346,25 +348,25 @@ impl Config {
             access_token_ttl_secs: secs(
                 "TESSERA_ACCESS_TOKEN_TTL",
                 file.access_token_ttl,
-                900,
+                defaults.access_token_ttl.whole_seconds(),
                 30,
             )?,
             session_idle_timeout_secs: secs(
                 "TESSERA_SESSION_IDLE_TIMEOUT",
                 file.session_idle_timeout,
-                7 * 86_400,
+                defaults.lifetimes.idle.whole_seconds(),
                 60,
             )?,
             session_absolute_lifetime_secs: secs(
                 "TESSERA_SESSION_ABSOLUTE_LIFETIME",
                 file.session_absolute_lifetime,
-                30 * 86_400,
+                defaults.lifetimes.absolute.whole_seconds(),
                 60,
             )?,
             refresh_retry_window_secs: secs(
                 "TESSERA_REFRESH_RETRY_WINDOW",
                 file.refresh_retry_window,
-                0,
+                defaults.refresh_retry_window.whole_seconds(),
                 0,
             )?,
             log_format,
@@ -375,32 +377,51 @@ impl Config {
             session_cache_ttl_secs: secs(
                 "TESSERA_SESSION_CACHE_TTL",
                 file.session_cache_ttl,
-                60,
+                defaults.session_cache_ttl.whole_seconds(),
                 0,
             )?,
-            login_ip_limit: count("TESSERA_LOGIN_IP_LIMIT", file.login_ip_limit, 5)?,
+            login_ip_limit: count(
+                "TESSERA_LOGIN_IP_LIMIT",
+                file.login_ip_limit,
+                limits.login_per_ip.limit.into(),
+            )?,
             login_account_limit: count(
                 "TESSERA_LOGIN_ACCOUNT_LIMIT",
                 file.login_account_limit,
-                10,
+                limits.login_per_account.limit.into(),
             )?,
-            login_window_secs: secs("TESSERA_LOGIN_WINDOW", file.login_window, 600, 1)?,
-            mfa_limit: count("TESSERA_MFA_LIMIT", file.mfa_limit, 5)?,
-            mfa_window_secs: secs("TESSERA_MFA_WINDOW", file.mfa_window, 600, 1)?,
+            // One window serves every login budget (see `startup::settings`).
+            login_window_secs: secs(
+                "TESSERA_LOGIN_WINDOW",
+                file.login_window,
+                limits.login_per_ip.window.whole_seconds(),
+                1,
+            )?,
+            mfa_limit: count(
+                "TESSERA_MFA_LIMIT",
+                file.mfa_limit,
+                limits.mfa_per_user.limit.into(),
+            )?,
+            mfa_window_secs: secs(
+                "TESSERA_MFA_WINDOW",
+                file.mfa_window,
+                limits.mfa_per_user.window.whole_seconds(),
+                1,
+            )?,
             login_device_limit: count(
                 "TESSERA_LOGIN_DEVICE_LIMIT",
                 file.login_device_limit,
-                Policy::LOGIN_PER_DEVICE.limit.into(),
+                limits.login_per_device.limit.into(),
             )?,
             register_limit: count(
                 "TESSERA_REGISTER_LIMIT",
                 file.register_limit,
-                Policy::REGISTER_PER_IP.limit.into(),
+                limits.register_per_ip.limit.into(),
             )?,
             register_window_secs: secs(
                 "TESSERA_REGISTER_WINDOW",
                 file.register_window,
-                Policy::REGISTER_PER_IP.window.whole_seconds(),
+                limits.register_per_ip.window.whole_seconds(),
                 1,
             )?,
             hash_workers: count(

@@ -204,3 +204,37 @@ fn previous_master_keys_come_from_a_comma_separated_variable_or_the_file() {
     .unwrap();
     assert_eq!(c.master_key_previous.encoded(), ["a2V5LTM=", "a2V5LTQ="]);
 }
+
+#[test]
+fn the_embedded_defaults_are_the_use_cases_defaults() {
+    let c = resolve("", &[]).unwrap();
+    let d = Settings::default();
+    let secs = |d: time::Duration| d.whole_seconds();
+    assert_eq!(c.access_token_ttl_secs, secs(d.access_token_ttl));
+    assert_eq!(c.session_idle_timeout_secs, secs(d.lifetimes.idle));
+    assert_eq!(c.session_absolute_lifetime_secs, secs(d.lifetimes.absolute));
+    assert_eq!(c.refresh_retry_window_secs, secs(d.refresh_retry_window));
+    assert_eq!(c.session_cache_ttl_secs, secs(d.session_cache_ttl));
+    let l = d.limits;
+    assert_eq!(c.login_ip_limit, l.login_per_ip.limit);
+    assert_eq!(c.login_account_limit, l.login_per_account.limit);
+    assert_eq!(c.login_device_limit, l.login_per_device.limit);
+    for window in [l.login_per_ip, l.login_per_account, l.login_per_device] {
+        assert_eq!(c.login_window_secs, secs(window.window));
+    }
+    assert_eq!(
+        (c.mfa_limit, c.mfa_window_secs),
+        (l.mfa_per_user.limit, secs(l.mfa_per_user.window))
+    );
+    assert_eq!(
+        (c.register_limit, c.register_window_secs),
+        (l.register_per_ip.limit, secs(l.register_per_ip.window))
+    );
+    for action in ["vendor.payout", "admin.users.delete", "vendor.other"] {
+        assert_eq!(
+            c.step_up.lookup(action),
+            d.step_up.lookup(action),
+            "{action}"
+        );
+    }
+}

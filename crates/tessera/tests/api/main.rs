@@ -10,6 +10,7 @@ mod devices;
 mod edge;
 mod helpers;
 mod mfa;
+mod notify;
 mod ops;
 mod pages;
 mod process;

@@ -6,6 +6,8 @@
 //! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
 //! - `notifier`: [`LogNotifier`], notifications as log lines.
+//! - `notify`: the notification channels (SMTP, signed webhook, log) and
+//!   [`notify::ChannelNotifier`], the `Notifier` over them.
 //! - `limiter`: the rate limiters, [`MemoryLimiter`] (in process, the embedded default)
 //!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
 //! - `revocation`: the revocation buses, [`RedisBus`] (pub/sub between nodes) and
@@ -22,6 +24,7 @@ mod clock;
 mod delegate;
 mod limiter;
 mod notifier;
+pub mod notify;
 mod postgres;
 mod revocation;
 mod rows;

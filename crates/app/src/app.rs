@@ -380,6 +380,7 @@ impl<S: Store> App<S> {
             session_id,
             device_id: None,
             ip: ctx.ip,
+            user_agent: ctx.user_agent.clone(),
         });
     }
 }

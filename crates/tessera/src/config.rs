@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_adapters::notify::ChannelSettings;
 use tessera_app::{HashingSettings, Settings};
 use tessera_core::ids::Role;
 use tessera_core::policy::{ActionPolicy, StepUpPolicy};
@@ -170,6 +171,8 @@ pub struct Config {
     pub not_yet_supported: Vec<&'static str>,
     /// What the purge deletes when, and how often `serve` runs it.
     pub retention: RetentionConfig,
+    /// The notification channels (`TESSERA_SMTP_*`, `TESSERA_WEBHOOK_*`), already checked.
+    pub notify: ChannelSettings,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
@@ -289,7 +292,7 @@ impl Config {
                 StepUpPolicy::new(rules).map_err(|e| anyhow::anyhow!("step_up: {e}"))?
             }
         };
-        let mut not_yet_supported = Vec::new();
+        let not_yet_supported = Vec::new();
         let redis_url = env("TESSERA_REDIS_URL").or(file.redis_url);
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -301,16 +304,17 @@ impl Config {
             let v = secs(name, from_file, default, 1)?;
             u32::try_from(v).with_context(|| format!("{name} is too large"))
         };
-        for (name, from_file) in [
-            ("TESSERA_SMTP_URL", file.smtp_url.is_some()),
-            ("TESSERA_SMTP_FROM", file.smtp_from.is_some()),
-            ("TESSERA_WEBHOOK_URL", file.webhook_url.is_some()),
-            ("TESSERA_WEBHOOK_SECRET", file.webhook_secret.is_some()),
-        ] {
-            if from_file || env(name).is_some() {
-                not_yet_supported.push(name);
-            }
-        }
+        // Checked here so that a bad URL stops `serve` at start, not every delivery later.
+        let notify = ChannelSettings::from_raw(
+            env("TESSERA_SMTP_URL").or(file.smtp_url).as_deref(),
+            env("TESSERA_SMTP_FROM").or(file.smtp_from).as_deref(),
+            env("TESSERA_WEBHOOK_URL").or(file.webhook_url).as_deref(),
+            env("TESSERA_WEBHOOK_SECRET")
+                .or(file.webhook_secret)
+                .as_deref(),
+            &issuer,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let config = Self {
             listen,
             database_url,
@@ -442,6 +446,7 @@ impl Config {
             )?,
             step_up,
             not_yet_supported,
+            notify,
             retention: RetentionConfig::resolve(
                 [
                     file.retention_ended_sessions,

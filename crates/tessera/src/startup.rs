@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tessera_adapters::{
-    LogNotifier, MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock,
+    LogNotifier, MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
 use tessera_app::{Actor, App, AppError, HashingSettings, Limits, RequestContext, Settings};
@@ -118,10 +118,12 @@ async fn router<S: Store>(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Router> {
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
+    let notifier =
+        notify::channels(&config.notify, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = App::build(
         store,
         clock,
-        Arc::new(LogNotifier),
+        Arc::new(notify::ChannelNotifier::new(notifier)),
         limiter(config)?,
         revocation_bus(config)?,
         master,

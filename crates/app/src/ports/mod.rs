@@ -193,4 +193,6 @@ pub struct Notification {
     pub session_id: Option<SessionId>,
     pub device_id: Option<DeviceId>,
     pub ip: Option<std::net::IpAddr>,
+    /// The client's own description of the device, shown to the user in the notice.
+    pub user_agent: Option<String>,
 }

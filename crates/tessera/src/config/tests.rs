@@ -238,3 +238,38 @@ fn the_embedded_defaults_are_the_use_cases_defaults() {
         );
     }
 }
+
+#[test]
+fn notification_channels_come_from_the_file_or_environment_and_a_bad_url_stops_the_start() {
+    let c = resolve(
+        "smtp_url = \"smtp://127.0.0.1:2525\"\nsmtp_from = \"security@example.com\"",
+        &[
+            ("TESSERA_WEBHOOK_URL", "http://127.0.0.1:9000/hook"),
+            ("TESSERA_WEBHOOK_SECRET", "0123456789abcdef0123"),
+            ("TESSERA_ISSUER", "https://id.example.com"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.notify.smtp.as_ref().map(|s| s.port), Some(2525));
+    assert!(c.notify.webhook.is_some());
+    assert_eq!(c.notify.issuer, "https://id.example.com");
+    assert!(c.not_yet_supported.is_empty());
+    assert!(resolve("", &[]).unwrap().notify.smtp.is_none());
+
+    let e = resolve(
+        "",
+        &[
+            (
+                "TESSERA_SMTP_URL",
+                "smtp://u:hunter2secret@mail.example.com:25",
+            ),
+            ("TESSERA_SMTP_FROM", "security@example.com"),
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("TESSERA_SMTP_URL") && !e.contains("hunter2secret"),
+        "{e}"
+    );
+}

@@ -13,6 +13,7 @@ mod freshness;
 mod helpers;
 mod login_timing;
 mod mfa;
+mod notify;
 mod ops;
 mod pages;
 mod process;

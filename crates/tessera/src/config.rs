@@ -167,8 +167,6 @@ pub struct Config {
     pub hash_wait_ms: i64,
     /// Which actions need which role and how recent an MFA.
     pub step_up: StepUpPolicy,
-    /// Settings that belong to features not built yet; `serve` warns when they are set.
-    pub not_yet_supported: Vec<&'static str>,
     /// What the purge deletes when, and how often `serve` runs it.
     pub retention: RetentionConfig,
     /// The notification channels (`TESSERA_SMTP_*`, `TESSERA_WEBHOOK_*`), already checked.
@@ -292,7 +290,6 @@ impl Config {
                 StepUpPolicy::new(rules).map_err(|e| anyhow::anyhow!("step_up: {e}"))?
             }
         };
-        let not_yet_supported = Vec::new();
         let redis_url = env("TESSERA_REDIS_URL").or(file.redis_url);
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
@@ -445,7 +442,6 @@ impl Config {
                 1,
             )?,
             step_up,
-            not_yet_supported,
             notify,
             retention: RetentionConfig::resolve(
                 [

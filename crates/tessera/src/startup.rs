@@ -73,12 +73,6 @@ impl Application {
         clock: Arc<dyn Clock>,
         migrate: bool,
     ) -> anyhow::Result<Self> {
-        for name in &config.not_yet_supported {
-            tracing::warn!(
-                setting = name,
-                "this setting is recognised but its feature is not built yet; it is ignored"
-            );
-        }
         let backend = Backend::connect(&config.database_url).await?;
         if migrate {
             backend.migrate().await?;

@@ -253,7 +253,6 @@ fn notification_channels_come_from_the_file_or_environment_and_a_bad_url_stops_t
     assert_eq!(c.notify.smtp.as_ref().map(|s| s.port), Some(2525));
     assert!(c.notify.webhook.is_some());
     assert_eq!(c.notify.issuer, "https://id.example.com");
-    assert!(c.not_yet_supported.is_empty());
     assert!(resolve("", &[]).unwrap().notify.smtp.is_none());
 
     let e = resolve(

@@ -187,6 +187,24 @@ mod tests {
         )
     }
 
+    /// Starts a job that holds the pool's one worker until the returned gate is passed.
+    async fn occupy_the_worker(
+        pool: &Arc<HashPool>,
+    ) -> (
+        tokio::task::JoinHandle<Result<std::sync::BarrierWaitResult, AppError>>,
+        Arc<Barrier>,
+    ) {
+        let gate = Arc::new(Barrier::new(2));
+        let held = {
+            let (pool, gate) = (pool.clone(), gate.clone());
+            tokio::spawn(async move { pool.run(move || gate.wait()).await })
+        };
+        while pool.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        (held, gate)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn no_more_jobs_run_at_once_than_there_are_workers() {
         let pool = pool(2, 64, 10_000);
@@ -218,15 +236,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_full_queue_answers_overloaded_at_once_and_the_pool_recovers() {
         let pool = pool(1, 1, 10_000);
-        let gate = Arc::new(Barrier::new(2));
-        let held = {
-            let (pool, gate) = (pool.clone(), gate.clone());
-            tokio::spawn(async move { pool.run(move || gate.wait()).await })
-        };
         // The one worker is busy; one request may wait, the next is refused.
-        while pool.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (held, gate) = occupy_the_worker(&pool).await;
         let queued = {
             let pool = pool.clone();
             tokio::spawn(async move { pool.run(|| 1).await })
@@ -248,14 +259,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_request_that_gets_no_worker_within_the_wait_answers_overloaded() {
         let pool = pool(1, 8, 50);
-        let gate = Arc::new(Barrier::new(2));
-        let held = {
-            let (pool, gate) = (pool.clone(), gate.clone());
-            tokio::spawn(async move { pool.run(move || gate.wait()).await })
-        };
-        while pool.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
+        let (held, gate) = occupy_the_worker(&pool).await;
         let late = pool.run(|| 1).await;
         assert!(matches!(late, Err(AppError::Overloaded { .. })), "{late:?}");
         gate.wait();

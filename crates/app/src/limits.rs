@@ -156,6 +156,25 @@ impl<S: Store> App<S> {
         reservations.refund().await;
     }
 
+    /// `check_password` for an attempt holding `reserved`. An overloaded hashing pool
+    /// checked nothing, so the slots are given back before the error goes up: overload
+    /// must never spend the caller's budget.
+    pub(crate) async fn check_password_reserved(
+        &self,
+        password: tessera_core::password::Password,
+        hash: tessera_core::password::PasswordHash,
+        reserved: Reservations,
+    ) -> Result<(bool, Reservations), AppError> {
+        match self.check_password(password, hash).await {
+            Ok(ok) => Ok((ok, reserved)),
+            Err(e @ AppError::Overloaded { .. }) => {
+                reserved.refund().await;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Counts one failure on `key` if there is room for it, without waiting or refusing
     /// anything: for a failure decided on another budget that this one must also see.
     pub(crate) async fn charge(&self, key: &LimitKey, policy: Policy) {

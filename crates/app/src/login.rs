@@ -145,15 +145,9 @@ impl<S: Store> App<S> {
         let hash = user
             .as_ref()
             .map_or_else(|| (*self.dummy_hash).clone(), |u| u.password_hash.clone());
-        let password_ok = match self.check_password(input.password, hash).await {
-            Ok(ok) => ok,
-            // Nothing was checked: an overloaded server must not spend the caller's budget.
-            Err(e @ AppError::Overloaded { .. }) => {
-                self.refund(reserved).await;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
+        let (password_ok, reserved) = self
+            .check_password_reserved(input.password, hash, reserved)
+            .await?;
         let user = match user {
             Some(u) if password_ok => u,
             Some(u) => {

@@ -155,21 +155,12 @@ impl<S: Store> App<S> {
             limits.password_per_session,
         )];
         let reserved = self.reserve(&budget, Subject::User(user.id), ctx).await?;
-        match self
-            .check_password(password, user.password_hash.clone())
-            .await
-        {
-            Ok(true) => {
-                self.refund(reserved).await;
-                return Ok(true);
-            }
-            Ok(false) => {}
-            // Nothing was checked: an overloaded server must not spend the caller's budget.
-            Err(e @ AppError::Overloaded { .. }) => {
-                self.refund(reserved).await;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
+        let (ok, reserved) = self
+            .check_password_reserved(password, user.password_hash.clone(), reserved)
+            .await?;
+        if ok {
+            self.refund(reserved).await;
+            return Ok(true);
         }
         reserved.keep().await;
         let account = LimitKey::login_account(user.email.normalized(), PROVIDER);

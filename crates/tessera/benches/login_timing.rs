@@ -13,31 +13,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sqlx::Connection;
 
+mod support;
+use support::{Server, percentile};
+
 const PASSWORD: &str = "correct horse battery staple";
 const WRONG: &str = "not the password at all";
 /// Below the account budget (10 failures per window).
 const PER_EMAIL: usize = 8;
-
-struct Server {
-    child: Child,
-    base: String,
-    /// The server's working directory (it writes nothing there but may).
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// The database the server runs on, removed on drop.
 enum Database {
@@ -129,9 +116,9 @@ fn main() {
                 Database::Sqlite(dir)
             }
         };
-        let server = start_server(&db.url());
+        let server = Server::start("timing-run", Some(&db.url()));
         let client = reqwest::Client::new();
-        wait_ready(&client, &server.base).await;
+        server.wait_ready(&client).await;
         let (known, unknown) = measure(&client, &server.base, rounds).await;
         drop(server);
         report(db.label(), &known, &unknown);
@@ -237,14 +224,6 @@ fn report(label: &str, known: &Sample, unknown: &Sample) {
     }
 }
 
-fn percentile(sorted: &[Duration], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
-
 fn mean(values: &[Duration]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
@@ -255,48 +234,4 @@ fn mean(values: &[Duration]) -> f64 {
 /// A distinct private address per request, as a proxy would forward it.
 fn address(n: usize) -> String {
     format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
-}
-
-fn start_server(database_url: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("tessera-timing-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .current_dir(&dir)
-        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TESSERA_DATABASE_URL", database_url)
-        .env(
-            "TESSERA_MASTER_KEY",
-            data_encoding::BASE64.encode(&[9u8; 32]),
-        )
-        .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1/32")
-        // The accounts register from made-up addresses in one go.
-        .env("TESSERA_REGISTER_LIMIT", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the tessera binary starts");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..400 {
-        if let Ok(res) = client.get(format!("{base}/readyz")).send().await
-            && res.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
 }

@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,29 +16,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tessera_core::password::{Password, hash, verify};
 
+mod support;
+use support::{Server, percentile};
+
 const PASSWORD: &str = "correct horse battery staple";
 const LEVELS: [usize; 3] = [1, 32, 128];
-
-struct Server {
-    child: Child,
-    base: String,
-    _dir: TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn main() {
     let secs = std::env::args()
@@ -56,10 +37,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let server = start_server();
+    let server = Server::start("logins-bench", None);
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        wait_ready(&client, &server.base).await;
+        server.wait_ready(&client).await;
         for i in 0..*LEVELS.iter().max().unwrap() {
             let res = client
                 .post(format!("{}/v1/users", server.base))
@@ -149,53 +130,6 @@ fn raw_hash_rate(threads: usize, phase: Duration) -> f64 {
     count.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
 
-fn start_server() -> Server {
-    let dir = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .current_dir(&dir)
-        .env("TESSERA_LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "TESSERA_DATABASE_URL",
-            format!("sqlite://{}/bench.db", dir.display()),
-        )
-        .env(
-            "TESSERA_MASTER_KEY",
-            data_encoding::BASE64.encode(&[9u8; 32]),
-        )
-        .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1/32")
-        // The clients are a few hundred made-up addresses registering in one go.
-        .env("TESSERA_REGISTER_LIMIT", "100000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the tessera binary starts");
-    Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: TempDir(dir),
-    }
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    for _ in 0..200 {
-        if let Ok(res) = client.get(format!("{base}/readyz")).send().await
-            && res.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become ready");
-}
-
 struct LevelResult {
     rate: f64,
     latencies: Vec<Duration>,
@@ -205,11 +139,7 @@ struct LevelResult {
 
 impl LevelResult {
     fn p(&self, q: f64) -> f64 {
-        if self.latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[i].as_secs_f64() * 1000.0
+        percentile(&self.latencies, q)
     }
 }
 

@@ -301,5 +301,17 @@ both_limiters!(
         assert_eq!(app.count_events("login_failed").await, 0);
         let res = app.login("busy@example.com", PASSWORD, "after").await;
         assert_eq!(res.status(), StatusCode::OK);
+        // The account's whole budget of ten failures is still there.
+        for i in 1..=10 {
+            let client = client_from(&format!("127.0.7.{i}"));
+            let body = json!({"email": "busy@example.com", "password": "guess",
+                "device_id": "guesser"});
+            assert_problem(
+                login_with(&app, &client, body).await,
+                401,
+                "invalid_credentials",
+            )
+            .await;
+        }
     }
 );

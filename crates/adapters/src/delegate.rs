@@ -143,7 +143,12 @@ macro_rules! impl_store_ports {
         }
 
         impl __p::EventStore for $store {
-            async fn insert_event(&self, event: &__p::SecurityEvent) -> __p::StoreResult<()> {
+            async fn insert_event(
+                &self,
+                event: &__p::SecurityEvent,
+                notice: Option<&__p::Notice>,
+            ) -> __p::StoreResult<()> {
+                let _ = notice; // TODO(outbox): written with the event by the store helper.
                 events::insert(&self.$write, event)
                     .await
                     .map_err(store_error)
@@ -334,6 +339,69 @@ macro_rules! impl_store_ports {
                 purge::expired(&self.$write, cutoffs, batch)
                     .await
                     .map_err(store_error)
+            }
+        }
+
+        impl __p::OutboxStore for $store {
+            async fn claim_deliveries(
+                &self,
+                _now: ::time::OffsetDateTime,
+                _lease: ::time::Duration,
+                _limit: u32,
+            ) -> __p::StoreResult<Vec<__p::Delivery>> {
+                unimplemented!("outbox store: in progress")
+            }
+
+            async fn settle_delivery(
+                &self,
+                _id: ::tessera_core::ids::NotificationId,
+                _channel: &str,
+                _outcome: &__p::DeliveryOutcome,
+            ) -> __p::StoreResult<()> {
+                unimplemented!("outbox store: in progress")
+            }
+
+            async fn outbox_backlog(&self) -> __p::StoreResult<__p::OutboxBacklog> {
+                unimplemented!("outbox store: in progress")
+            }
+        }
+
+        impl __p::ResetStore for $store {
+            async fn replace_reset_token(
+                &self,
+                _user: ::tessera_core::ids::UserId,
+                _hash: &::tessera_core::secret::TokenHash,
+                _created_at: ::time::OffsetDateTime,
+                _expires_at: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<()> {
+                unimplemented!("reset store: in progress")
+            }
+
+            async fn take_reset_token(
+                &self,
+                _hash: &::tessera_core::secret::TokenHash,
+                _now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<Option<::tessera_core::ids::UserId>> {
+                unimplemented!("reset store: in progress")
+            }
+        }
+
+        impl __p::AuditStore for $store {
+            async fn audit_chains(
+                &self,
+                _after: Option<::tessera_core::ids::UserId>,
+                _limit: u32,
+            ) -> __p::StoreResult<Vec<__p::ChainBounds>> {
+                unimplemented!("audit store: in progress")
+            }
+
+            async fn audit_events(
+                &self,
+                _user: ::tessera_core::ids::UserId,
+                _after_index: i64,
+                _limit: u32,
+            ) -> __p::StoreResult<Vec<__p::ChainedEvent>> {
+                unimplemented!("audit store: in progress")
             }
         }
 

@@ -7,7 +7,7 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::{Role, UserId};
 use tessera_core::session::RevokeReason;
 
-use crate::app::{App, RequestContext};
+use crate::app::{App, NoticeContent, RequestContext};
 use crate::error::AppError;
 use crate::ports::{Store, UserRecord};
 
@@ -65,11 +65,18 @@ impl<S: Store> App<S> {
         let reason = parse_reason(reason)?;
         let had_factor = self.store.purge_mfa(user.id).await?;
         self.store.purge_mfa_challenges(user.id).await?;
+        // The MFA-reset notice tells of the revocations too: one message, not one each.
         let revoked = self.revoke_all(&user, RevokeReason::MfaReset, ctx).await?;
         let detail = serde_json::json!({"actor": actor.detail(), "reason": reason, "had_factor": had_factor, "sessions_revoked": revoked});
-        self.record(user.id, EventKind::MfaResetByAdmin, ctx, None, detail)
-            .await?;
-        self.notify(&user, EventKind::MfaResetByAdmin, ctx, None);
+        self.record_notified(
+            &user,
+            EventKind::MfaResetByAdmin,
+            ctx,
+            None,
+            detail,
+            NoticeContent::plain(),
+        )
+        .await?;
         tracing::warn!(target_user = %user.id, actor = ?actor, sessions_revoked = revoked, "MFA reset by an administrator");
         Ok(revoked)
     }
@@ -149,15 +156,28 @@ impl<S: Store> App<S> {
             .revoke_user_sessions(user.id, None, reason, self.clock.now())
             .await?;
         self.revoked(&ids).await;
-        for sid in &ids {
-            self.record(
-                user.id,
-                EventKind::SessionRevoked,
-                ctx,
-                Some(*sid),
-                serde_json::json!({"reason": reason.as_str()}),
-            )
-            .await?;
+        for (n, sid) in ids.iter().enumerate() {
+            let detail = serde_json::json!({"reason": reason.as_str()});
+            // An administrator's revocation is told once for the whole action; one that
+            // comes with an MFA reset is told by the reset's own notice.
+            if reason == RevokeReason::RevokedByAdmin && n + 1 == ids.len() {
+                let shown = serde_json::json!({"sessions_revoked": ids.len()});
+                self.record_notified(
+                    user,
+                    EventKind::SessionRevoked,
+                    ctx,
+                    Some(*sid),
+                    detail,
+                    NoticeContent {
+                        shown,
+                        secret: None,
+                    },
+                )
+                .await?;
+            } else {
+                self.record(user.id, EventKind::SessionRevoked, ctx, Some(*sid), detail)
+                    .await?;
+            }
         }
         Ok(ids.len())
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tessera_core::event::EventKind;
-use tessera_core::ids::{EventId, SessionId, UserId};
+use tessera_core::ids::{EventId, NotificationId, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance};
 use tessera_core::known_device::DeviceTokenKeys;
 use tessera_core::password::{self, Password, PasswordHash};
@@ -21,8 +21,8 @@ use crate::hashing::{HashPool, HashingSettings};
 use crate::keys::KeyRing;
 use crate::liveness::{CacheStats, DEFAULT_MAX_ENTRIES, LivenessCache};
 use crate::ports::{
-    BusHealth, Clock, LimiterHealth, Notification, Notifier, RateLimiter, RevocationBus,
-    RevocationSink, SecurityEvent, Store, UserRecord,
+    BusHealth, Clock, LimiterHealth, Notice, RateLimiter, RevocationBus, RevocationSink,
+    SecurityEvent, Store, UserRecord,
 };
 
 /// Tunables of the use cases (the binary builds these from configuration).
@@ -48,6 +48,9 @@ pub struct Settings {
     pub hashing: HashingSettings,
     /// How long ended sessions and events are kept, and the purge batch size.
     pub retention: crate::retention::Retention,
+    /// The channels every notification is queued for, one outbox row each (`"smtp"`,
+    /// `"webhook"`, `"log"`); the outbox worker holds the channels by these names.
+    pub notification_channels: Vec<String>,
 }
 
 /// Rate-limit policies (API.md "Rate limiting").
@@ -89,6 +92,7 @@ impl Default for Settings {
             session_cache_ttl: Duration::seconds(60),
             hashing: HashingSettings::defaults(),
             retention: crate::retention::Retention::default(),
+            notification_channels: vec!["log".to_owned()],
         }
     }
 }
@@ -121,7 +125,6 @@ pub struct Tokens {
 pub struct App<S> {
     pub(crate) store: S,
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) limiter: Arc<dyn RateLimiter>,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) settings: Arc<Settings>,
@@ -161,7 +164,6 @@ impl<S: Clone> Clone for App<S> {
         Self {
             store: self.store.clone(),
             clock: Arc::clone(&self.clock),
-            notifier: Arc::clone(&self.notifier),
             limiter: Arc::clone(&self.limiter),
             keys: Arc::clone(&self.keys),
             settings: Arc::clone(&self.settings),
@@ -185,7 +187,6 @@ impl<S: Store> App<S> {
     pub async fn build(
         store: S,
         clock: Arc<dyn Clock>,
-        notifier: Arc<dyn Notifier>,
         limiter: Arc<dyn RateLimiter>,
         bus: Option<Arc<dyn RevocationBus>>,
         master_keys: tessera_core::crypto::MasterKeyRing,
@@ -209,7 +210,6 @@ impl<S: Store> App<S> {
         Ok(Self {
             store,
             clock,
-            notifier,
             limiter,
             keys: Arc::new(keys),
             settings: Arc::new(settings),
@@ -351,7 +351,55 @@ impl<S: Store> App<S> {
         session_id: Option<SessionId>,
         detail: serde_json::Value,
     ) -> Result<(), AppError> {
-        let event = SecurityEvent {
+        let event = self.event(user_id, kind, ctx, session_id, detail)?;
+        self.store.insert_event(&event, None).await?;
+        Ok(())
+    }
+
+    /// Records the event and, in the same transaction, queues its notification to `user`
+    /// on every channel. `shown` is what the message says beyond the event (device name,
+    /// codes left); `secret` (the reset link's token) travels sealed and leaves the store
+    /// with the delivered row.
+    pub(crate) async fn record_notified(
+        &self,
+        user: &UserRecord,
+        kind: EventKind,
+        ctx: &RequestContext,
+        session_id: Option<SessionId>,
+        detail: serde_json::Value,
+        notice: NoticeContent<'_>,
+    ) -> Result<(), AppError> {
+        let event = self.event(user.id, kind, ctx, session_id, detail)?;
+        let id = NotificationId::from_random(random()?);
+        let sealed_secret = match notice.secret {
+            Some(secret) => Some(self.keys.master().seal(
+                random()?,
+                NOTICE_SECRET_PURPOSE,
+                &id.to_string(),
+                secret.as_bytes(),
+            )),
+            None => None,
+        };
+        let notice = Notice {
+            id,
+            email: user.email.clone(),
+            channels: self.settings.notification_channels.clone(),
+            detail: notice.shown,
+            sealed_secret,
+        };
+        self.store.insert_event(&event, Some(&notice)).await?;
+        Ok(())
+    }
+
+    fn event(
+        &self,
+        user_id: UserId,
+        kind: EventKind,
+        ctx: &RequestContext,
+        session_id: Option<SessionId>,
+        detail: serde_json::Value,
+    ) -> Result<SecurityEvent, AppError> {
+        Ok(SecurityEvent {
             id: EventId::from_random(random()?),
             user_id,
             kind,
@@ -360,28 +408,34 @@ impl<S: Store> App<S> {
             user_agent: ctx.user_agent.clone(),
             session_id,
             detail,
-        };
-        self.store.insert_event(&event).await?;
-        Ok(())
+        })
     }
+}
 
-    pub(crate) fn notify(
-        &self,
-        user: &UserRecord,
-        kind: EventKind,
-        ctx: &RequestContext,
-        session_id: Option<SessionId>,
-    ) {
-        self.notifier.notify(&Notification {
-            user_id: user.id,
-            email: user.email.clone(),
-            kind,
-            at: self.clock.now(),
-            session_id,
-            device_id: None,
-            ip: ctx.ip,
-            user_agent: ctx.user_agent.clone(),
-        });
+/// The device a notice is about, as the user named it (or as its client described it).
+pub(crate) fn device_shown(session: &crate::ports::SessionRecord) -> serde_json::Value {
+    serde_json::json!({
+        "device_name": session.device_name.as_ref().map(|n| n.as_str()),
+        "device_id": session.device_id.as_str(),
+    })
+}
+
+/// The purpose a notification's secret is sealed under (its owner is the notification id).
+pub const NOTICE_SECRET_PURPOSE: &str = "notification-secret";
+
+/// What a notification carries beyond its event.
+#[derive(Debug, Default)]
+pub(crate) struct NoticeContent<'a> {
+    pub(crate) shown: serde_json::Value,
+    pub(crate) secret: Option<&'a str>,
+}
+
+impl NoticeContent<'_> {
+    pub(crate) fn plain() -> Self {
+        Self {
+            shown: serde_json::json!({}),
+            secret: None,
+        }
     }
 }
 

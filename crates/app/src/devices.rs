@@ -5,7 +5,7 @@ use tessera_core::event::EventKind;
 use tessera_core::ids::SessionId;
 use tessera_core::session::{Liveness, RevokeReason};
 
-use crate::app::{App, RequestContext};
+use crate::app::{App, NoticeContent, RequestContext, device_shown};
 use crate::error::AppError;
 use crate::ports::{SecurityEvent, SessionRecord, Store};
 use crate::sessions::Principal;
@@ -66,17 +66,23 @@ impl<S: Store> App<S> {
             "device_id": session.device_id.as_str(),
             "by_session": who.session_id().to_string(),
         });
-        self.record(
-            who.user_id,
+        let user = self
+            .store
+            .get_user(who.user_id)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        self.record_notified(
+            &user,
             EventKind::SessionRevoked,
             ctx,
             Some(id),
             detail,
+            NoticeContent {
+                shown: device_shown(&session),
+                secret: None,
+            },
         )
         .await?;
-        if let Some(user) = self.store.get_user(who.user_id).await? {
-            self.notify(&user, EventKind::SessionRevoked, ctx, Some(id));
-        }
         Ok(())
     }
 
@@ -96,21 +102,37 @@ impl<S: Store> App<S> {
             )
             .await?;
         self.revoked(&ids).await;
-        for id in &ids {
+        let user = self.store.get_user(who.user_id).await?;
+        for (n, id) in ids.iter().enumerate() {
             let detail = serde_json::json!({"reason": RevokeReason::RevokedByUser.as_str(), "by_session": who.session_id().to_string()});
-            self.record(
-                who.user_id,
-                EventKind::SessionRevoked,
-                ctx,
-                Some(*id),
-                detail,
-            )
-            .await?;
-        }
-        if !ids.is_empty()
-            && let Some(user) = self.store.get_user(who.user_id).await?
-        {
-            self.notify(&user, EventKind::SessionRevoked, ctx, None);
+            match &user {
+                // One message for the whole action, however many devices it ended.
+                Some(user) if n + 1 == ids.len() => {
+                    let shown = serde_json::json!({"sessions_revoked": ids.len()});
+                    self.record_notified(
+                        user,
+                        EventKind::SessionRevoked,
+                        ctx,
+                        Some(*id),
+                        detail,
+                        NoticeContent {
+                            shown,
+                            secret: None,
+                        },
+                    )
+                    .await?
+                }
+                _ => {
+                    self.record(
+                        who.user_id,
+                        EventKind::SessionRevoked,
+                        ctx,
+                        Some(*id),
+                        detail,
+                    )
+                    .await?
+                }
+            }
         }
         Ok(ids.len())
     }

@@ -23,6 +23,7 @@ pub mod testkit;
 
 mod admin;
 mod app;
+pub mod audit;
 mod authorize;
 mod devices;
 pub mod error;

@@ -8,7 +8,7 @@ use tessera_core::password::Password;
 use tessera_core::ratelimit::{LimitKey, Policy};
 use tessera_core::secret::RefreshToken;
 
-use crate::app::{App, RequestContext, Tokens};
+use crate::app::{App, NoticeContent, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
 use crate::mfa::MfaPending;
@@ -250,9 +250,21 @@ impl<S: Store> App<S> {
         )
         .await?;
         if !inserted.known_device {
-            self.record(user.id, EventKind::NewDevice, ctx, Some(session.id), device)
-                .await?;
-            self.notify(user, EventKind::NewDevice, ctx, Some(session.id));
+            let shown = serde_json::json!({
+                "device_name": session.device_name.as_ref().map(DeviceName::as_str),
+            });
+            self.record_notified(
+                user,
+                EventKind::NewDevice,
+                ctx,
+                Some(session.id),
+                device,
+                NoticeContent {
+                    shown,
+                    secret: None,
+                },
+            )
+            .await?;
         }
         let (access_token, expires_in) =
             self.access_token(user.id, session.id, assurance, now, now);

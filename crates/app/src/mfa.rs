@@ -18,7 +18,7 @@ use tessera_core::ratelimit::LimitKey;
 use tessera_core::secret::MfaToken;
 use time::Duration;
 
-use crate::app::{App, RequestContext, Tokens};
+use crate::app::{App, NoticeContent, RequestContext, Tokens};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
 use crate::ports::{MfaRecord, Store, UserRecord};
@@ -228,15 +228,15 @@ impl<S: Store> App<S> {
         self.refund(reserved).await;
         self.store.swap_session_mfa(who.session_id(), now).await?;
         self.session_changed(&[who.session_id()]).await;
-        self.record(
-            user.id,
+        self.record_notified(
+            &user,
             EventKind::MfaEnabled,
             ctx,
             Some(who.session_id()),
             serde_json::json!({}),
+            NoticeContent::plain(),
         )
         .await?;
-        self.notify(&user, EventKind::MfaEnabled, ctx, Some(who.session_id()));
         Ok(codes)
     }
 
@@ -368,15 +368,15 @@ impl<S: Store> App<S> {
         self.check_second_factor(&user, code, ctx, "disable")
             .await?;
         self.store.purge_mfa(user.id).await?;
-        self.record(
-            user.id,
+        self.record_notified(
+            &user,
             EventKind::MfaDisabled,
             ctx,
             Some(who.session_id()),
             serde_json::json!({}),
+            NoticeContent::plain(),
         )
         .await?;
-        self.notify(&user, EventKind::MfaDisabled, ctx, Some(who.session_id()));
         Ok(())
     }
 
@@ -462,12 +462,20 @@ impl<S: Store> App<S> {
                     .use_recovery_code(user.id, &code.hash(), now)
                     .await?;
                 if used {
-                    self.record(
-                        user.id,
+                    let remaining = self
+                        .mfa_enabled(user.id)
+                        .await?
+                        .map_or(0, |m| m.recovery_codes_remaining);
+                    self.record_notified(
+                        user,
                         EventKind::RecoveryCodeUsed,
                         ctx,
                         None,
-                        serde_json::json!({"during": during}),
+                        serde_json::json!({"during": during, "remaining": remaining}),
+                        NoticeContent {
+                            shown: serde_json::json!({"remaining": remaining}),
+                            secret: None,
+                        },
                     )
                     .await?;
                 }

@@ -13,7 +13,7 @@ use tessera_core::session::RevokeReason;
 use tessera_core::session::rotation::{PresentedToken, RefreshDecision, decide};
 use time::Duration;
 
-use crate::app::{App, RequestContext, Tokens};
+use crate::app::{App, NoticeContent, RequestContext, Tokens, device_shown};
 use crate::error::{AppError, random};
 use crate::ports::{RefreshRecord, RefreshSwap, Store, SwapOutcome};
 
@@ -180,16 +180,32 @@ impl<S: Store> App<S> {
                 "generation": record.generation,
                 "device_id": record.session.device_id.as_str(),
             });
-            self.record(
-                state.user_id,
-                EventKind::RefreshTokenReused,
-                ctx,
-                Some(state.id),
-                detail,
-            )
-            .await?;
-            if let Some(user) = self.store.get_user(state.user_id).await? {
-                self.notify(&user, EventKind::RefreshTokenReused, ctx, Some(state.id));
+            match self.store.get_user(state.user_id).await? {
+                Some(user) => {
+                    let shown = device_shown(&record.session);
+                    self.record_notified(
+                        &user,
+                        EventKind::RefreshTokenReused,
+                        ctx,
+                        Some(state.id),
+                        detail,
+                        NoticeContent {
+                            shown,
+                            secret: None,
+                        },
+                    )
+                    .await?
+                }
+                None => {
+                    self.record(
+                        state.user_id,
+                        EventKind::RefreshTokenReused,
+                        ctx,
+                        Some(state.id),
+                        detail,
+                    )
+                    .await?
+                }
             }
         }
         Err(AppError::RefreshTokenReused)

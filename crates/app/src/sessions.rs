@@ -7,7 +7,7 @@ use tessera_core::password::Password;
 use tessera_core::ratelimit::LimitKey;
 use tessera_core::session::{Liveness, RevokeReason};
 
-use crate::app::{App, RequestContext};
+use crate::app::{App, NoticeContent, RequestContext};
 use crate::error::AppError;
 use crate::limits::Subject;
 use crate::liveness::Lookup;
@@ -205,12 +205,13 @@ impl<S: Store> App<S> {
             // A concurrent change won; this request's "current" password is stale now.
             return Err(AppError::InvalidCredentials);
         }
-        self.record(
-            user.id,
+        self.record_notified(
+            &user,
             EventKind::PasswordChanged,
             ctx,
             Some(who.session_id()),
             serde_json::json!({}),
+            NoticeContent::plain(),
         )
         .await?;
         let revoked = self
@@ -236,12 +237,6 @@ impl<S: Store> App<S> {
             )
             .await?;
         }
-        self.notify(
-            &user,
-            EventKind::PasswordChanged,
-            ctx,
-            Some(who.session_id()),
-        );
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ kinds! {
     RecoveryCodesRegenerated => "recovery_codes_regenerated",
     StepUpSucceeded => "step_up_succeeded",
     RolesChanged => "roles_changed",
+    PasswordResetRequested => "password_reset_requested",
+    PasswordReset => "password_reset",
 }
 
 #[cfg(test)]

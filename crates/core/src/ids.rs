@@ -59,6 +59,11 @@ uuid_id!(
     /// One recorded security event.
     EventId
 );
+uuid_id!(
+    /// One notification, the same on every channel and every retry
+    /// (`Tessera-Notification-Id`, the webhook body's `id`).
+    NotificationId
+);
 
 /// Why an input field was refused; the edge names the field in a 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -84,6 +84,11 @@ opaque_token!(
     MfaToken,
     "mt_"
 );
+opaque_token!(
+    /// The single-use token of an emailed password-reset link (valid 30 minutes).
+    ResetToken,
+    "pr_"
+);
 
 /// SHA-256 of an opaque token: what storage keeps and looks up by.
 #[derive(Clone, Copy)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tessera_adapters::{
-    LogNotifier, MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
+    MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
 use tessera_app::{Actor, App, AppError, HashingSettings, Limits, RequestContext, Settings};
@@ -112,12 +112,12 @@ async fn router<S: Store>(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Router> {
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
-    let notifier =
+    // TODO(outbox worker): deliver the queued notifications through these channels.
+    let _channels =
         notify::channels(&config.notify, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = App::build(
         store,
         clock,
-        Arc::new(notify::ChannelNotifier::new(notifier)),
         limiter(config)?,
         revocation_bus(config)?,
         master,
@@ -160,7 +160,6 @@ async fn admin_with<S: Store>(
     let app = App::build(
         store,
         Arc::new(SystemClock),
-        Arc::new(LogNotifier),
         limiter(config)?,
         // Published to, so running nodes drop what this command revokes at once.
         revocation_bus(config)?,
@@ -293,6 +292,7 @@ fn settings(config: &Config) -> Settings {
             wait: std::time::Duration::from_millis(u64::try_from(config.hash_wait_ms).unwrap_or(1)),
         },
         retention: crate::retention::settings(&config.retention),
+        notification_channels: config.notify.names(),
     }
 }
 

@@ -203,6 +203,22 @@ pub struct ChannelSettings {
 }
 
 impl ChannelSettings {
+    /// The names of the channels these settings turn on (the log when neither is set),
+    /// as the outbox rows name them.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.smtp.is_some() {
+            names.push("smtp".to_owned());
+        }
+        if self.webhook.is_some() {
+            names.push("webhook".to_owned());
+        }
+        if names.is_empty() {
+            names.push("log".to_owned());
+        }
+        names
+    }
+
     /// From the four raw settings; each pair is all or nothing.
     pub fn from_raw(
         smtp_url: Option<&str>,

@@ -5,15 +5,21 @@
 //! Traits use native `async fn` (returning `Send` futures) so adapters need no boxing;
 //! the application is generic over its store.
 
+mod audit;
 mod limiter;
 mod mfa;
+mod outbox;
 mod records;
+mod reset;
 mod retention;
 mod revocation;
 
+pub use audit::*;
 pub use limiter::*;
 pub use mfa::*;
+pub use outbox::*;
 pub use records::*;
+pub use reset::*;
 pub use retention::*;
 pub use revocation::*;
 
@@ -132,7 +138,14 @@ pub trait SessionStore: Send + Sync {
 }
 
 pub trait EventStore: Send + Sync {
-    fn insert_event(&self, event: &SecurityEvent) -> impl Future<Output = StoreResult<()>> + Send;
+    /// In one transaction: links the event into its user's audit chain (under the chain
+    /// head's lock, so concurrent events of one user never fork it), inserts it, and
+    /// writes the notice's outbox rows, one per channel (see `OutboxStore`).
+    fn insert_event(
+        &self,
+        event: &SecurityEvent,
+        notice: Option<&Notice>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// The user's events, newest first, at most `limit`.
     fn list_events(
         &self,
@@ -168,6 +181,9 @@ pub trait Store:
     + KeyStore
     + MfaStore
     + RetentionStore
+    + OutboxStore
+    + ResetStore
+    + AuditStore
     + Clone
     + Send
     + Sync

@@ -71,6 +71,7 @@ reasons! {
     RevokedByUser => "revoked_by_user",
     RevokedByAdmin => "revoked_by_admin",
     MfaReset => "mfa_reset",
+    PasswordReset => "password_reset",
 }
 
 /// The part of a stored session that decides whether it may still be used.
@@ -164,6 +165,7 @@ mod tests {
             RevokeReason::RevokedByUser,
             RevokeReason::RevokedByAdmin,
             RevokeReason::MfaReset,
+            RevokeReason::PasswordReset,
         ] {
             assert_eq!(RevokeReason::parse(r.as_str()), Some(r));
         }

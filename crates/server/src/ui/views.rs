@@ -299,6 +299,8 @@ fn describe(kind: EventKind) -> (&'static str, bool) {
         EventKind::RecoveryCodesRegenerated => ("New recovery codes created", false),
         EventKind::StepUpSucceeded => ("Identity confirmed with a code", false),
         EventKind::RolesChanged => ("Account roles changed", true),
+        EventKind::PasswordResetRequested => ("Password reset link emailed", true),
+        EventKind::PasswordReset => ("Password reset by email link", true),
     }
 }
 

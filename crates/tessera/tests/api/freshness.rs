@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{LogNotifier, MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
 use tessera_app::ports::{Clock, Store};
 use tessera_app::testkit::ManualClock;
 use tessera_app::{App, AppError, LoginInput, LoginOutcome, RequestContext, Settings};
@@ -26,7 +26,6 @@ async fn regenerate_with_mfa_ahead<S: Store>(store: S, ahead: Duration) -> Resul
     let app = App::build(
         store,
         clock.clone(),
-        Arc::new(LogNotifier),
         Arc::new(MemoryLimiter::new()),
         None,
         ring,

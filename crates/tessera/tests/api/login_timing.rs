@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{LogNotifier, MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
 use tessera_app::ports::Store;
 use tessera_app::testkit::ManualClock;
 use tessera_app::{App, AppError, LoginInput, RequestContext, Settings};
@@ -22,7 +22,6 @@ async fn wrong_password_on_each_kind_of_email<S: Store>(store: S) {
     let app = App::build(
         store,
         Arc::new(ManualClock::new(datetime!(2026-06-01 10:00 UTC))),
-        Arc::new(LogNotifier),
         Arc::new(MemoryLimiter::new()),
         None,
         MasterKeyRing::new(MasterKey::from_bytes(rand32()), vec![]),

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{LogNotifier, MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
 use tessera_app::ports::{BoxFuture, Clock, LimiterHealth, RateLimiter, Store, Ticket};
 use tessera_app::testkit::ManualClock;
 use tessera_app::{
@@ -95,7 +95,6 @@ async fn second_step_racing<S: Store>(store: S, change: Change) {
     let app = App::build(
         store.clone(),
         clock.clone(),
-        Arc::new(LogNotifier),
         limiter.clone(),
         None,
         ring,

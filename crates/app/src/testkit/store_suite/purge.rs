@@ -230,10 +230,10 @@ pub async fn purging_removes_expired_challenges_and_old_events_only<S: Store>(st
     let clock = ManualClock::new(T0);
     let user = given_user(&store).await;
     let old_event = event_at(user, clock.now());
-    store.insert_event(&old_event).await.unwrap();
+    store.insert_event(&old_event, None).await.unwrap();
     clock.advance(KEEP_EVENTS + Duration::days(1));
     let recent_event = event_at(user, clock.now() - KEEP_EVENTS + Duration::days(1));
-    store.insert_event(&recent_event).await.unwrap();
+    store.insert_event(&recent_event, None).await.unwrap();
     let expired = challenge_at(
         user,
         clock.now() - Duration::minutes(10),
@@ -287,7 +287,7 @@ pub async fn a_purge_run_deletes_at_most_a_batch_per_table_and_says_when_more_re
             .await
             .unwrap();
         store
-            .insert_event(&event_at(user, clock.now()))
+            .insert_event(&event_at(user, clock.now()), None)
             .await
             .unwrap();
         let c = challenge_at(user, clock.now(), Duration::minutes(5));

@@ -42,7 +42,7 @@ pub async fn events_round_trip_every_field_and_list_newest_first<S: Store>(store
     let revoked = event(user, EventKind::SessionRevoked, 2);
     let theirs = event(stranger, EventKind::PasswordChanged, 3);
     for e in [&failed, &login, &theirs, &revoked] {
-        store.insert_event(e).await.unwrap();
+        store.insert_event(e, None).await.unwrap();
     }
 
     let all = store.list_events(user, 50).await.unwrap();
@@ -69,7 +69,7 @@ pub async fn events_at_the_same_instant_list_in_reverse_write_order<S: Store>(st
     .map(|kind| event(user, kind, 0))
     .collect();
     for e in &written {
-        store.insert_event(e).await.unwrap();
+        store.insert_event(e, None).await.unwrap();
     }
     let mut expected = written;
     expected.reverse();

@@ -64,7 +64,7 @@ pub async fn timestamps_round_trip_to_the_microsecond<S: Store>(store: S) {
         session_id: None,
         detail: json!(null),
     };
-    store.insert_event(&event).await.unwrap();
+    store.insert_event(&event, None).await.unwrap();
     assert_eq!(store.list_events(user, 1).await.unwrap()[0].at, at);
 
     let key = StoredSigningKey {

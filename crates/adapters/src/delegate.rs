@@ -381,7 +381,7 @@ macro_rules! impl_store_ports {
                 &self,
                 _hash: &::tessera_core::secret::TokenHash,
                 _now: ::time::OffsetDateTime,
-            ) -> __p::StoreResult<Option<::tessera_core::ids::UserId>> {
+            ) -> __p::StoreResult<Option<__p::PendingReset>> {
                 unimplemented!("reset store: in progress")
             }
         }

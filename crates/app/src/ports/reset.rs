@@ -18,12 +18,21 @@ pub trait ResetStore: Send + Sync {
         created_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Deletes the reset with this hash and returns its user if it had not expired at
-    /// `now`, in one statement: of concurrent uses of one link exactly one gets the user.
-    /// An expired one is deleted too and answers `None`.
+    /// Deletes the reset with this hash and returns it if it had not expired at `now`, in
+    /// one statement: of concurrent uses of one link exactly one gets it. An expired one
+    /// is deleted too and answers `None`. (A caller that cannot finish puts it back with
+    /// `replace_reset_token`, unless a newer request replaced it meanwhile.)
     fn take_reset_token(
         &self,
         hash: &TokenHash,
         now: OffsetDateTime,
-    ) -> impl Future<Output = StoreResult<Option<UserId>>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<PendingReset>>> + Send;
+}
+
+/// A reset link taken for use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingReset {
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }

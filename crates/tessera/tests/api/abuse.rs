@@ -45,7 +45,7 @@ macro_rules! both_limiters {
 }
 
 /// A client whose requests leave from another loopback address: another real peer IP.
-fn client_from(ip: &str) -> reqwest::Client {
+pub(crate) fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .local_address(ip.parse::<IpAddr>().unwrap())
         .build()

@@ -19,6 +19,7 @@ mod pages;
 mod process;
 mod ratelimit;
 mod refresh;
+mod reset;
 mod retention;
 mod revocation;
 mod rotation;

@@ -20,6 +20,7 @@ mod process;
 mod ratelimit;
 mod refresh;
 mod reset;
+mod reset_races;
 mod retention;
 mod revocation;
 mod rotation;

@@ -25,11 +25,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::helpers::{PASSWORD, rand32};
 
-/// A limiter that runs a one-off step when an MFA attempt is refunded: the moment a code
-/// has been accepted and the challenge is about to be consumed.
-struct Interleave {
-    inner: MemoryLimiter,
-    on_mfa_refund: Mutex<Option<BoxFuture<'static, ()>>>,
+/// A limiter that runs a one-off step when an attempt on a budget of kind `hooked` is
+/// refunded: for `mfa`, the moment a code has been accepted and the challenge is about to
+/// be consumed; for `account`, a password accepted before its session opens.
+pub(crate) struct Interleave {
+    pub(crate) inner: MemoryLimiter,
+    pub(crate) hooked: &'static str,
+    pub(crate) on_refund: Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
 impl RateLimiter for Interleave {
@@ -47,7 +49,7 @@ impl RateLimiter for Interleave {
         Box::pin(async move {
             self.inner.release(key, ticket).await;
             let step = match key.kind() {
-                "mfa" => self.on_mfa_refund.lock().unwrap().take(),
+                kind if kind == self.hooked => self.on_refund.lock().unwrap().take(),
                 _ => None,
             };
             if let Some(step) = step {
@@ -89,7 +91,8 @@ async fn second_step_racing<S: Store>(store: S, change: Change) {
     let clock = Arc::new(ManualClock::new(T0));
     let limiter = Arc::new(Interleave {
         inner: MemoryLimiter::new(),
-        on_mfa_refund: Mutex::new(None),
+        hooked: "mfa",
+        on_refund: Mutex::new(None),
     });
     let ring = MasterKeyRing::new(MasterKey::from_bytes(rand32()), vec![]);
     let app = App::build(
@@ -140,7 +143,7 @@ async fn second_step_racing<S: Store>(store: S, change: Change) {
     };
     let (racing, id, kept) = (store.clone(), user.id, first.session_id);
     let now = clock.now();
-    *limiter.on_mfa_refund.lock().unwrap() = Some(Box::pin(async move {
+    *limiter.on_refund.lock().unwrap() = Some(Box::pin(async move {
         land(&racing, change, id, kept, now).await;
     }));
     let code = SecondFactor::parse(&recovery[0].display()).unwrap();

@@ -166,6 +166,34 @@ async fn a_reset_the_hashing_pool_turns_away_keeps_its_link<S: Store>(store: S) 
     }
 }
 
+/// A password out of bounds is refused before the link is looked at, so a typo does not
+/// use the link up.
+async fn a_password_out_of_bounds_leaves_the_link_usable<S: Store>(store: S) {
+    let app = app_on(store, Arc::new(MemoryLimiter::new()), Settings::default()).await;
+    let ctx = RequestContext::default();
+    let user = app
+        .register("typo@example.com", PASSWORD.into(), &ctx)
+        .await
+        .unwrap();
+    let token = link(&app, user.id).await;
+    for bad in [String::new(), "seven77".into(), "x".repeat(257)] {
+        let refused = app.complete_password_reset(&token, bad, &ctx).await;
+        assert!(
+            matches!(
+                refused,
+                Err(AppError::InvalidField {
+                    field: "new_password",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+    app.complete_password_reset(&token, NEW_PASSWORD.into(), &ctx)
+        .await
+        .unwrap();
+}
+
 macro_rules! on_both_stores {
     ($name:ident) => {
         mod $name {
@@ -194,3 +222,4 @@ macro_rules! on_both_stores {
 
 on_both_stores!(a_password_login_racing_a_reset_leaves_no_session);
 on_both_stores!(a_reset_the_hashing_pool_turns_away_keeps_its_link);
+on_both_stores!(a_password_out_of_bounds_leaves_the_link_usable);

@@ -361,6 +361,28 @@ impl<S: Store> App<S> {
         Ok(())
     }
 
+    /// Records a `session_revoked` event for each of `sessions`, without a notice of its
+    /// own: for revocations that follow from an event whose notice already tells the user.
+    pub(crate) async fn record_revocations(
+        &self,
+        user_id: UserId,
+        sessions: &[SessionId],
+        reason: tessera_core::session::RevokeReason,
+        ctx: &RequestContext,
+    ) -> Result<(), AppError> {
+        for sid in sessions {
+            self.record(
+                user_id,
+                EventKind::SessionRevoked,
+                ctx,
+                Some(*sid),
+                serde_json::json!({"reason": reason.as_str()}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Records the event and, in the same transaction, queues its notification to `user`
     /// on every channel. `shown` is what the message says beyond the event (device name,
     /// codes left); `secret` (the reset link's token) travels sealed and leaves the store

@@ -167,17 +167,8 @@ impl<S: Store> App<S> {
         )
         .await?;
         // The reset's notice covers these: one email, not one per device.
-        for sid in revoked {
-            self.record(
-                user.id,
-                EventKind::SessionRevoked,
-                ctx,
-                Some(sid),
-                serde_json::json!({"reason": reason.as_str()}),
-            )
-            .await?;
-        }
-        Ok(())
+        self.record_revocations(user.id, &revoked, reason, ctx)
+            .await
     }
 
     /// Swaps in `new_hash` from whatever the current hash is. A concurrent change that

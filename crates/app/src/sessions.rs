@@ -227,16 +227,7 @@ impl<S: Store> App<S> {
         // A login that passed the old password and waits for its second factor must not
         // complete either.
         self.store.purge_mfa_challenges(user.id).await?;
-        for sid in revoked {
-            self.record(
-                user.id,
-                EventKind::SessionRevoked,
-                ctx,
-                Some(sid),
-                serde_json::json!({"reason": "password_changed"}),
-            )
-            .await?;
-        }
-        Ok(())
+        self.record_revocations(user.id, &revoked, RevokeReason::PasswordChanged, ctx)
+            .await
     }
 }

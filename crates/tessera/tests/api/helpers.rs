@@ -413,6 +413,38 @@ macro_rules! both_backends {
     };
 }
 
+/// Runs one async test body against a bare, migrated store of each backend (no server):
+/// for tests at the level of the use cases. `$body` is called with the store.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = tessera_adapters::testing::TestDatabase::sqlite();
+                let store = tessera_adapters::SqliteStore::connect(db.url())
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                ($body)(store).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = tessera_adapters::testing::TestDatabase::postgres().await else {
+                    return;
+                };
+                let store = tessera_adapters::PgStore::connect(db.url()).await.unwrap();
+                store.migrate().await.unwrap();
+                ($body)(store).await;
+            }
+        }
+    };
+}
+
 /// A redis-server of the test's own on a free port, so it can be killed and restarted
 /// without touching the shared one. None (after the skip notice) without the binary.
 pub struct PrivateRedis {

@@ -3,8 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::MemoryLimiter;
 use tessera_app::ports::{Clock, RateLimiter, Store};
 use tessera_app::testkit::ManualClock;
 use tessera_app::{
@@ -19,6 +18,7 @@ use tessera_core::secret::ResetToken;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use crate::both_stores;
 use crate::helpers::{PASSWORD, rand32};
 use crate::signin_races::Interleave;
 
@@ -194,32 +194,15 @@ async fn a_password_out_of_bounds_leaves_the_link_usable<S: Store>(store: S) {
         .unwrap();
 }
 
-macro_rules! on_both_stores {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDatabase::sqlite();
-                let store = SqliteStore::connect(db.url()).await.unwrap();
-                store.migrate().await.unwrap();
-                super::$name(store).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDatabase::postgres().await else {
-                    return;
-                };
-                let store = PgStore::connect(db.url()).await.unwrap();
-                store.migrate().await.unwrap();
-                super::$name(store).await;
-            }
-        }
-    };
-}
-
-on_both_stores!(a_password_login_racing_a_reset_leaves_no_session);
-on_both_stores!(a_reset_the_hashing_pool_turns_away_keeps_its_link);
-on_both_stores!(a_password_out_of_bounds_leaves_the_link_usable);
+both_stores!(
+    a_password_login_racing_a_reset_leaves_no_session,
+    a_password_login_racing_a_reset_leaves_no_session
+);
+both_stores!(
+    a_reset_the_hashing_pool_turns_away_keeps_its_link,
+    a_reset_the_hashing_pool_turns_away_keeps_its_link
+);
+both_stores!(
+    a_password_out_of_bounds_leaves_the_link_usable,
+    a_password_out_of_bounds_leaves_the_link_usable
+);

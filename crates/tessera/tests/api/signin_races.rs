@@ -6,8 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::MemoryLimiter;
 use tessera_app::ports::{BoxFuture, Clock, LimiterHealth, RateLimiter, Store, Ticket};
 use tessera_app::testkit::ManualClock;
 use tessera_app::{
@@ -23,6 +22,7 @@ use tessera_core::session::RevokeReason;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+use crate::both_stores;
 use crate::helpers::{PASSWORD, rand32};
 
 /// A limiter that runs a one-off step when an attempt on a budget of kind `hooked` is
@@ -200,37 +200,11 @@ async fn land<S: Store>(
     }
 }
 
-macro_rules! on_both_stores {
-    ($name:ident, $change:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = TestDatabase::sqlite();
-                let store = SqliteStore::connect(db.url()).await.unwrap();
-                store.migrate().await.unwrap();
-                second_step_racing(store, $change).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(db) = TestDatabase::postgres().await else {
-                    return;
-                };
-                let store = PgStore::connect(db.url()).await.unwrap();
-                store.migrate().await.unwrap();
-                second_step_racing(store, $change).await;
-            }
-        }
-    };
-}
-
-on_both_stores!(
+both_stores!(
     a_password_change_between_code_and_session_leaves_no_mfa_session,
-    Change::Password
+    |store| second_step_racing(store, Change::Password)
 );
-on_both_stores!(
+both_stores!(
     an_admin_mfa_reset_between_code_and_session_leaves_no_mfa_session,
-    Change::MfaReset
+    |store| second_step_racing(store, Change::MfaReset)
 );

@@ -10,7 +10,7 @@ use tessera_app::ports::AuditStore;
 pub async fn verify<S: AuditStore>(store: &S) -> anyhow::Result<String> {
     let report = verify_audit(store)
         .await
-        .context("reading the audit chains")?;
+        .context("reading the audit chains (is the schema migrated? run `tessera migrate`)")?;
     match report {
         AuditReport::Intact {
             chains,

@@ -63,14 +63,14 @@ impl Db {
         }
     }
 
-    /// The user's stored events in chain order: (event id, chain index, detail as text).
+    /// The user's stored events that have a chain place, in chain order: (event id, chain index, detail as text).
     async fn chain(&self, user_id: &str) -> Vec<(String, i64, String)> {
         use sqlx::Row;
         let user = uuid::Uuid::parse_str(user_id).unwrap();
         let rows: Vec<(String, i64, String)> = match self {
             Self::Sqlite(pool) => sqlx::query(
                 "SELECT lower(hex(id)) AS id, chain_index, detail FROM security_events \
-                 WHERE user_id = $1 ORDER BY chain_index",
+                 WHERE user_id = $1 AND chain_index IS NOT NULL ORDER BY chain_index",
             )
             .bind(user.as_bytes().to_vec())
             .fetch_all(pool)
@@ -81,7 +81,7 @@ impl Db {
             .collect(),
             Self::Postgres(pool) => sqlx::query(
                 "SELECT id::text AS id, chain_index, detail::text AS detail \
-                 FROM security_events WHERE user_id = $1 ORDER BY chain_index",
+                 FROM security_events WHERE user_id = $1 AND chain_index IS NOT NULL ORDER BY chain_index",
             )
             .bind(user)
             .fetch_all(pool)
@@ -421,5 +421,50 @@ both_backends!(
         // The admin's MFA goes stale: a step-up is asked for, as on every admin route.
         app.clock.advance(Duration::seconds(301));
         assert_step_up(app.get_auth(&path(""), &admin_at).await).await;
+    }
+);
+
+both_backends!(
+    verify_audit_only_reads_so_it_never_links_a_row_slipped_in_outside_the_chains,
+    |app: TestApp| async move {
+        let Some(user) = activity(&app).await else {
+            return;
+        };
+        let db = Db::open(&app).await;
+        let chain = db.chain(&user).await;
+        let forged = uuid::Uuid::new_v4().simple().to_string();
+        let copy = "'login_succeeded', at, '198.51.100.7', user_agent, session_id, detail";
+        let n = db
+            .exec(
+                &format!(
+                    "INSERT INTO security_events (id, user_id, kind, at, ip, user_agent, \
+                     session_id, detail) SELECT unhex($2), user_id, {copy} \
+                     FROM security_events WHERE lower(hex(id)) = $1"
+                ),
+                &format!(
+                    "INSERT INTO security_events (id, user_id, kind, at, ip, user_agent, \
+                     session_id, detail) SELECT $2::uuid, user_id, {copy} \
+                     FROM security_events WHERE id = $1::uuid"
+                ),
+                &[&simple(&chain[1].0), &forged],
+            )
+            .await;
+        assert_eq!(n, 1);
+
+        // Migrating would link it at the chain's end, where it would verify. The walk
+        // does not see a row outside the chains, but leaves it outside: the next server
+        // start is what links it (see the report on issue 11).
+        let (ok, stdout, stderr) = verify_audit(&app);
+        assert!(ok, "{stderr}");
+        let stored = db.count("security_events").await;
+        assert!(
+            stdout.contains(&format!("{} event(s) verified", stored - 1)),
+            "{stdout}"
+        );
+        assert_eq!(
+            db.count("security_events WHERE chain_index IS NULL").await,
+            1
+        );
+        assert_eq!(db.chain(&user).await.len(), chain.len());
     }
 );

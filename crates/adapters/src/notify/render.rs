@@ -114,7 +114,18 @@ fn headline(message: &OutgoingMessage) -> String {
             "Your account was signed in to from a device it had not seen before.".into()
         }
         EventKind::SessionRevoked => {
-            "One of your sessions was signed out by someone other than that device.".into()
+            match message
+                .detail
+                .get("sessions_revoked")
+                .and_then(|n| n.as_u64())
+            {
+                Some(n) if n > 1 => format!(
+                    "{n} of your sessions were signed out by someone other than those devices."
+                ),
+                _ => {
+                    "One of your sessions was signed out by someone other than that device.".into()
+                }
+            }
         }
         EventKind::RefreshTokenReused => {
             "A sign-in token of yours was used twice, which means it was copied; \

@@ -124,7 +124,8 @@ pub fn render_outbox(
     backlog: Option<(OutboxBacklog, time::Duration)>,
 ) -> String {
     let mut out = String::new();
-    let per_channel: [(&str, &str, fn(&ChannelCounts) -> u64); 3] = [
+    type Read = fn(&ChannelCounts) -> u64;
+    let per_channel: [(&str, &str, Read); 3] = [
         (
             "tessera_notifications_delivered_total",
             "Notifications a channel took, by channel (this node).",

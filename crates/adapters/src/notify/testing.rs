@@ -116,6 +116,10 @@ fn decode_base64(body: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Recipients whose address starts with this are refused for good (550), as a relay
+/// refuses a mailbox that does not exist.
+pub const REFUSED_PREFIX: &str = "nobody";
+
 /// A port on 127.0.0.1 that was free a moment ago and where nothing listens now.
 pub fn unused_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -221,6 +225,10 @@ async fn converse(
             "MAIL" => {
                 from = address(&command);
                 b"250 ok\r\n"
+            }
+            // A relay that knows its mailboxes: `nobody…@` does not exist, for good.
+            "RCPT" if address(&command).starts_with(REFUSED_PREFIX) => {
+                b"550 5.1.1 no such mailbox\r\n"
             }
             "RCPT" => {
                 to.push(address(&command));

@@ -14,6 +14,7 @@ mod helpers;
 mod login_timing;
 mod mfa;
 mod notify;
+mod notify_dead;
 mod notify_events;
 mod notify_outage;
 mod notify_webhook;

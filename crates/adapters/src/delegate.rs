@@ -405,6 +405,10 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
+            async fn unchained_event(&self) -> __p::StoreResult<Option<__p::SecurityEvent>> {
+                audit::unchained(&self.$read).await.map_err(store_error)
+            }
+
             async fn audit_events(
                 &self,
                 user: ::tessera_core::ids::UserId,

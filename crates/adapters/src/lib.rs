@@ -6,9 +6,8 @@
 //! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
 //! - `chain`: the audit chain's appends and retention's prefix rule, shared by both.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
-//! - `notifier`: [`LogNotifier`], notifications as log lines.
-//! - `notify`: the notification channels (SMTP, signed webhook, log) and
-//!   [`notify::ChannelNotifier`], the `Notifier` over them.
+//! - `notify`: the notification channels (SMTP, signed webhook, log) the outbox worker
+//!   delivers through.
 //! - `limiter`: the rate limiters, [`MemoryLimiter`] (in process, the embedded default)
 //!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
 //! - `revocation`: the revocation buses, [`RedisBus`] (pub/sub between nodes) and
@@ -25,7 +24,6 @@ mod clock;
 #[macro_use]
 mod delegate;
 mod limiter;
-mod notifier;
 pub mod notify;
 mod postgres;
 mod revocation;
@@ -37,7 +35,6 @@ mod tls;
 
 pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
-pub use notifier::LogNotifier;
 pub use postgres::PgStore;
 pub use revocation::{LocalBus, RedisBus, RedisBusError};
 pub use sqlite::SqliteStore;

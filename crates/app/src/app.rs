@@ -147,6 +147,8 @@ pub struct App<S> {
     pub(crate) liveness: Arc<LivenessCache>,
     /// How revocations reach the other nodes; `None`: this node is alone with its cache off.
     pub(crate) bus: Option<Arc<dyn RevocationBus>>,
+    /// The outbox worker's counters and wake-up bell (see `outbox`).
+    pub(crate) outbox: Arc<crate::outbox::OutboxShared>,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -179,6 +181,7 @@ impl<S: Clone> Clone for App<S> {
             failure_pace: Arc::clone(&self.failure_pace),
             liveness: Arc::clone(&self.liveness),
             bus: self.bus.clone(),
+            outbox: Arc::clone(&self.outbox),
         }
     }
 }
@@ -212,7 +215,11 @@ impl<S: Store> App<S> {
         if let Some(bus) = &bus {
             bus.subscribe(Arc::clone(&liveness) as Arc<dyn RevocationSink>);
         }
+        let outbox = Arc::new(crate::outbox::OutboxShared::new(
+            &settings.notification_channels,
+        ));
         Ok(Self {
+            outbox,
             store,
             clock,
             limiter,
@@ -415,6 +422,8 @@ impl<S: Store> App<S> {
             sealed_secret,
         };
         self.store.insert_event(&event, Some(&notice)).await?;
+        // A worker on this node sends it now rather than at its next poll.
+        self.outbox.queued.notify_one();
         Ok(())
     }
 

@@ -62,6 +62,9 @@ pub enum BreakKind {
     MissingTail { last_index: i64 },
     /// The head row lies before the checkpoint, which no append or purge can produce.
     HeadBeforeCheckpoint { checkpoint_index: i64 },
+    /// The event has no place in any chain: it was written around Tessera (or the
+    /// database was never migrated by this release, which links older events).
+    Unchained,
 }
 
 impl fmt::Display for BreakKind {
@@ -89,6 +92,10 @@ impl fmt::Display for BreakKind {
                 f,
                 "the chain's head lies before its checkpoint (index {checkpoint_index})"
             ),
+            Self::Unchained => f.write_str(
+                "it is in no chain: it was written around Tessera (or the database has not \
+                 been migrated by this release: run `tessera migrate`)",
+            ),
         }
     }
 }
@@ -97,6 +104,7 @@ impl fmt::Display for AuditBreak {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "user {}, ", self.user_id)?;
         match self.event_id {
+            Some(id) if self.what == BreakKind::Unchained => write!(f, "event {id}")?,
             Some(id) => write!(f, "event {id} (index {})", self.index)?,
             None => write!(f, "no stored event at index {}", self.index)?,
         }
@@ -200,6 +208,15 @@ impl ChainWalk {
 /// between reading its bounds and reading its events, so a break is confirmed against the
 /// chain's bounds read again; only if they changed is the chain walked once more.
 pub async fn verify_audit<S: AuditStore>(store: &S) -> StoreResult<AuditReport> {
+    // A row outside the chains would otherwise pass unseen: the walk reads chains only.
+    if let Some(event) = store.unchained_event().await? {
+        return Ok(AuditReport::Broken(AuditBreak {
+            user_id: event.user_id,
+            event_id: Some(event.id),
+            index: 0,
+            what: BreakKind::Unchained,
+        }));
+    }
     let (mut chains, mut events, mut purged) = (0u64, 0u64, 0u64);
     let mut after: Option<UserId> = None;
     loop {

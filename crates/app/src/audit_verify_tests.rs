@@ -91,6 +91,8 @@ impl Chain {
 struct Mem {
     chains: BTreeMap<UserId, Chain>,
     stale: Mutex<Option<Vec<ChainBounds>>>,
+    /// Rows stored with no place in a chain.
+    unchained: Vec<SecurityEvent>,
 }
 
 impl Mem {
@@ -98,6 +100,7 @@ impl Mem {
         Self {
             chains: chains.into_iter().map(|c| (c.bounds.user_id, c)).collect(),
             stale: Mutex::default(),
+            unchained: Vec::new(),
         }
     }
 }
@@ -117,6 +120,10 @@ impl AuditStore for Mem {
             .filter(|b| after.is_none_or(|a| b.user_id > a))
             .take(limit as usize)
             .collect())
+    }
+
+    async fn unchained_event(&self) -> StoreResult<Option<SecurityEvent>> {
+        Ok(self.unchained.first().cloned())
     }
 
     async fn audit_events(
@@ -174,6 +181,19 @@ async fn an_edited_row_is_named() {
         (b.user_id, b.event_id, b.index, b.what),
         (user(1), Some(id), 3, BreakKind::HashMismatch)
     );
+}
+
+#[tokio::test]
+async fn a_row_outside_every_chain_is_named() {
+    let forged = event(user(1), 42);
+    let mut store = Mem::of([chain(user(1), 3)]);
+    store.unchained.push(forged.clone());
+    let b = broken(verify_audit(&store).await.unwrap());
+    assert_eq!(
+        (b.user_id, b.event_id, b.what),
+        (user(1), Some(forged.id), BreakKind::Unchained)
+    );
+    assert!(b.to_string().contains("in no chain"), "{b}");
 }
 
 #[tokio::test]

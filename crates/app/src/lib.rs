@@ -14,6 +14,7 @@
 //! - `reset`: password reset by an emailed single-use link.
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
+//! - `outbox`: the worker that delivers queued notifications through the channels.
 //! - `retention`: purging ended sessions, expired challenges and old events.
 //! - `audit`, `audit_verify`: the security events' hash chains and walking them.
 //! - `testkit` (feature): the conformance suites and a manual clock.
@@ -36,6 +37,7 @@ mod limits;
 pub mod liveness;
 mod login;
 mod mfa;
+pub mod outbox;
 mod pacing;
 mod refresh;
 mod rekey;
@@ -51,6 +53,7 @@ pub use error::AppError;
 pub use hashing::HashingSettings;
 pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
+pub use outbox::{OutboxSettings, OutboxWorker};
 pub use refresh::BROWSER_RETRY_WINDOW;
 pub use rekey::RotationReport;
 pub use reset::RESET_TOKEN_TTL;

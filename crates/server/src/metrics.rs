@@ -6,6 +6,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use axum::http::Method;
+use tessera_app::outbox::ChannelCounts;
+use tessera_app::ports::OutboxBacklog;
 
 const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -118,6 +120,67 @@ impl Metrics {
     }
 }
 
+/// The outbox's lines: this node's deliveries and failures per channel (the names come
+/// from the configuration, a closed set) and, when the store answered, the queue every
+/// node shares.
+pub fn render_outbox(
+    channels: &[(&str, ChannelCounts)],
+    backlog: Option<(OutboxBacklog, time::Duration)>,
+) -> String {
+    let mut out = String::new();
+    type Read = fn(&ChannelCounts) -> u64;
+    let per_channel: [(&str, &str, Read); 3] = [
+        (
+            "tessera_notifications_delivered_total",
+            "Notifications a channel took, by channel (this node).",
+            |c| c.delivered,
+        ),
+        (
+            "tessera_notification_failures_total",
+            "Delivery attempts that failed (retried or given up on), by channel (this node).",
+            |c| c.failed,
+        ),
+        (
+            "tessera_notifications_dead_total",
+            "Notifications this node gave up on, by channel.",
+            |c| c.dead,
+        ),
+    ];
+    for (name, help, value) in per_channel {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (channel, counts) in channels {
+            let labels = [("channel", (*channel).to_owned())];
+            let _ = writeln!(out, "{name}{} {}", fmt_labels(&labels, None), value(counts));
+        }
+    }
+    if let Some((backlog, age)) = backlog {
+        let gauges = [
+            (
+                "tessera_outbox_pending",
+                "Notifications waiting to be delivered (every node's).",
+                backlog.pending.to_string(),
+            ),
+            (
+                "tessera_outbox_dead",
+                "Notifications given up on and kept for inspection (every node's).",
+                backlog.dead.to_string(),
+            ),
+            (
+                "tessera_outbox_oldest_age_seconds",
+                "How long the oldest waiting notification has waited (0 when none).",
+                age.whole_seconds().max(0).to_string(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    }
+    out
+}
+
 /// The `method` label: the methods of RFC 9110 and PATCH by name, anything else as
 /// `other`, so a client cannot add series by inventing methods.
 pub fn method_label(method: &Method) -> &'static str {
@@ -172,6 +235,37 @@ mod tests {
         assert!(text.contains(
             "tessera_http_request_duration_seconds_bucket{method=\"POST\",route=\"/v1/auth/login\",status=\"200\",le=\"0.01\"} 0"
         ));
+    }
+
+    #[test]
+    fn the_outbox_renders_per_channel_counters_and_the_shared_gauges() {
+        let counts = ChannelCounts {
+            delivered: 3,
+            failed: 2,
+            dead: 1,
+        };
+        let backlog = OutboxBacklog {
+            pending: 4,
+            dead: 1,
+            oldest: None,
+        };
+        let text = render_outbox(
+            &[("smtp", counts)],
+            Some((backlog, time::Duration::seconds(42))),
+        );
+        for line in [
+            "tessera_notifications_delivered_total{channel=\"smtp\"} 3",
+            "tessera_notification_failures_total{channel=\"smtp\"} 2",
+            "tessera_notifications_dead_total{channel=\"smtp\"} 1",
+            "tessera_outbox_pending 4",
+            "tessera_outbox_dead 1",
+            "tessera_outbox_oldest_age_seconds 42",
+            "# TYPE tessera_outbox_pending gauge",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        // A store that did not answer leaves the gauges out rather than reporting zero.
+        assert!(!render_outbox(&[], None).contains("tessera_outbox_pending"));
     }
 
     #[test]

@@ -64,6 +64,8 @@ struct FileConfig {
     smtp_from: Option<String>,
     webhook_url: Option<String>,
     webhook_secret: Option<String>,
+    outbox_poll_ms: Option<i64>,
+    outbox_retry_base_ms: Option<i64>,
 }
 
 /// One `[[step_up]]` rule of the settings file.
@@ -178,6 +180,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The notification channels (`TESSERA_SMTP_*`, `TESSERA_WEBHOOK_*`), already checked.
     pub notify: ChannelSettings,
+    /// How often the outbox worker looks for due notifications, how soon it retries.
+    pub outbox: OutboxConfig,
 }
 
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
@@ -467,6 +471,7 @@ impl Config {
             )?,
             step_up,
             notify,
+            outbox: OutboxConfig::resolve([file.outbox_poll_ms, file.outbox_retry_base_ms], &env)?,
             retention: RetentionConfig::resolve(
                 [
                     file.retention_ended_sessions,
@@ -575,6 +580,9 @@ fn parse_net(s: &str) -> anyhow::Result<IpNet> {
         .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
         .with_context(|| format!("TESSERA_TRUSTED_PROXIES: {s:?} is not a CIDR or an address"))
 }
+
+mod outbox;
+pub use outbox::OutboxConfig;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +12,9 @@ use tessera_adapters::{
     MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
-use tessera_app::{Actor, App, AppError, HashingSettings, Limits, RequestContext, Settings};
+use tessera_app::{
+    Actor, App, AppError, HashingSettings, Limits, OutboxWorker, RequestContext, Settings,
+};
 use tessera_core::Email;
 use tessera_core::ids::Role;
 use tessera_core::ratelimit::Policy;
@@ -61,7 +64,18 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    outbox: Outbox,
 }
+
+/// The outbox worker, built with the application, started and stopped with the server.
+struct Outbox {
+    run: Pin<Box<dyn Future<Output = ()> + Send>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// How long a stopping server waits for the worker to finish the batch in hand (each
+/// delivery is bounded, and a pass stops trying once its lease would run out).
+const OUTBOX_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(70);
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
@@ -78,7 +92,7 @@ impl Application {
             backend.migrate().await?;
         }
         log_cache_choice(&backend, config);
-        let router = match backend {
+        let (router, outbox) = match backend {
             Backend::Sqlite(store) => router(store, config, clock).await?,
             Backend::Postgres(store) => router(store, config, clock).await?,
         };
@@ -89,6 +103,7 @@ impl Application {
             listener,
             router,
             limits: config.http,
+            outbox,
         })
     }
 
@@ -96,13 +111,32 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves with every client bounded (crate::edge) until `shutdown` resolves, then lets
-    /// in-flight requests finish within the request timeout.
+    /// Serves with every client bounded (crate::edge) and the outbox worker delivering
+    /// until `shutdown` resolves, then lets in-flight requests finish within the request
+    /// timeout and the worker finish the batch in hand.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::edge::serve(self.listener, self.router, self.limits, shutdown).await
+        let Self {
+            listener,
+            router,
+            limits,
+            outbox,
+        } = self;
+        let worker = tokio::spawn(outbox.run);
+        let served = crate::edge::serve(listener, router, limits, shutdown).await;
+        let _ = outbox.stop.send(());
+        if tokio::time::timeout(OUTBOX_STOP_WAIT, worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the outbox worker did not stop in time; its claimed rows are sent again \
+                 once their lease runs out"
+            );
+        }
+        served
     }
 }
 
@@ -110,10 +144,9 @@ async fn router<S: Store>(
     store: S,
     config: &Config,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<Router> {
+) -> anyhow::Result<(Router, Outbox)> {
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
-    // TODO(outbox worker): deliver the queued notifications through these channels.
-    let _channels =
+    let channels =
         notify::channels(&config.notify, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let app = App::build(
         store,
@@ -129,10 +162,17 @@ async fn router<S: Store>(
          the one the signing keys were sealed with?)",
     )?;
     crate::retention::spawn(app.clone(), &config.retention);
-    Ok(tessera_server::router(AppState::new(
-        app,
-        config.trusted_proxies.clone(),
-    )))
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = OutboxWorker::new(app.clone(), channels, config.outbox.settings());
+    let outbox = Outbox {
+        // A dropped sender (the application never run) stops it as well.
+        run: Box::pin(worker.run(async move {
+            let _ = stopped.await;
+        })),
+        stop,
+    };
+    let router = tessera_server::router(AppState::new(app, config.trusted_proxies.clone()));
+    Ok((router, outbox))
 }
 
 /// Runs one operator command against the configured database and prints the outcome.

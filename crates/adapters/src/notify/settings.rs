@@ -151,26 +151,16 @@ impl fmt::Debug for WebhookSettings {
 }
 
 impl WebhookSettings {
-    /// Only `http://` for now: this build has no TLS client for outgoing HTTP, and an
-    /// `https://` URL accepted here would fail on every delivery.
+    /// `http://` or `https://` (verified against the webpki roots).
     pub fn parse(raw: &str, secret: &str) -> Result<Self, SettingsError> {
         let url =
             Url::parse(raw).map_err(|e| err(format!("TESSERA_WEBHOOK_URL is not a URL ({e})")))?;
         let shown = redacted(&url);
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(err(format!(
-                    "TESSERA_WEBHOOK_URL {shown}: https:// is not supported yet (no TLS \
-                     client for webhooks in this build); use http:// to a receiver or a \
-                     TLS-terminating relay on a trusted network"
-                )));
-            }
-            other => {
-                return Err(err(format!(
-                    "TESSERA_WEBHOOK_URL {shown}: the scheme must be http, not {other:?}"
-                )));
-            }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(err(format!(
+                "TESSERA_WEBHOOK_URL {shown}: the scheme must be http or https, not {:?}",
+                url.scheme()
+            )));
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(err(format!("TESSERA_WEBHOOK_URL {shown}: no host")));
@@ -333,14 +323,11 @@ mod tests {
     }
 
     #[test]
-    fn an_https_webhook_is_refused_at_start_rather_than_failing_on_every_delivery() {
-        let e =
-            WebhookSettings::parse("https://hooks.example.com/x", "0123456789abcdef").unwrap_err();
-        assert!(
-            e.to_string().contains("https:// is not supported yet"),
-            "{e}"
-        );
+    fn a_webhook_url_is_http_or_https_and_its_secret_is_long_enough() {
+        assert!(WebhookSettings::parse("https://hooks.example.com/x", "0123456789abcdef").is_ok());
         assert!(WebhookSettings::parse("http://127.0.0.1:9/x", "0123456789abcdef").is_ok());
+        let e = WebhookSettings::parse("ftp://h/x", "0123456789abcdef").unwrap_err();
+        assert!(e.to_string().contains("http or https"), "{e}");
         assert!(WebhookSettings::parse("http://127.0.0.1:9/x", "short").is_err());
     }
 

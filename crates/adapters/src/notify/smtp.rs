@@ -8,11 +8,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use tessera_app::ports::{BoxFuture, ChannelError, NotificationChannel, OutgoingMessage};
+
 use super::render::render;
 use super::settings::{SettingsError, SmtpSecurity, SmtpSettings};
-use super::{DeliveryError, Message};
-
-const CHANNEL: &str = "smtp";
 
 /// Long enough for a slow relay, short enough that a dead one does not pile up tasks.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -63,37 +62,55 @@ impl SmtpChannel {
     }
 
     /// Sends one email (multipart/alternative: text and HTML) to the user's address.
-    pub async fn deliver(&self, message: &Message) -> Result<(), DeliveryError> {
-        let rejected = |reason: String| DeliveryError::Rejected {
-            channel: CHANNEL,
-            reason,
-        };
+    async fn send(&self, message: &OutgoingMessage) -> Result<(), ChannelError> {
+        // Reasons name what failed, never the address (they are kept on the outbox row).
         let to: Mailbox = message
             .email
             .as_str()
             .parse()
-            .map_err(|e| rejected(format!("recipient: {e}")))?;
-        let bodies = render(message, &self.issuer).map_err(|e| rejected(e.to_string()))?;
+            .map_err(|_| ChannelError::Reject("the recipient is not a valid mailbox".into()))?;
+        let bodies =
+            render(message, &self.issuer).map_err(|e| ChannelError::Reject(e.to_string()))?;
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(bodies.subject)
             .header(NotificationId(message.id.to_string()))
             .multipart(MultiPart::alternative_plain_html(bodies.text, bodies.html))
-            .map_err(|e| rejected(e.to_string()))?;
-        match self.transport.send(email).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() || e.is_transient() => Err(DeliveryError::Refused {
-                channel: CHANNEL,
-                status: e
-                    .status()
-                    .map_or_else(|| e.to_string(), |code| code.to_string()),
-            }),
-            Err(e) => Err(DeliveryError::Unreachable {
-                channel: CHANNEL,
-                reason: e.to_string(),
-            }),
+            .map_err(|e| ChannelError::Reject(format!("building the email: {e}")))?;
+        self.transport
+            .send(email)
+            .await
+            .map(|_| ())
+            .map_err(classify)
+    }
+}
+
+impl NotificationChannel for SmtpChannel {
+    fn name(&self) -> &'static str {
+        "smtp"
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        message: &'a OutgoingMessage,
+    ) -> BoxFuture<'a, Result<(), ChannelError>> {
+        Box::pin(self.send(message))
+    }
+}
+
+/// Only the relay saying this recipient will never be reached (RFC 5321 mailbox codes)
+/// gives up on a message; every other failure, permanent ones included (a refused login
+/// is permanent until the operator fixes it), is retried, so a misconfiguration delays
+/// notices instead of losing them.
+fn classify(e: lettre::transport::smtp::Error) -> ChannelError {
+    let code = e.status().map(|c| c.to_string());
+    match code.as_deref() {
+        Some(c @ ("501" | "550" | "551" | "552" | "553")) if e.is_permanent() => {
+            ChannelError::Reject(format!("smtp relay refused the recipient ({c})"))
         }
+        Some(c) => ChannelError::Retry(format!("smtp relay answered {c}")),
+        None => ChannelError::Retry(format!("smtp: {e}")),
     }
 }
 

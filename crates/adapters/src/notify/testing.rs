@@ -116,6 +116,18 @@ fn decode_base64(body: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Recipients whose address starts with this are refused for good (550), as a relay
+/// refuses a mailbox that does not exist.
+pub const REFUSED_PREFIX: &str = "nobody";
+
+/// A port on 127.0.0.1 that was free a moment ago and where nothing listens now.
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// The sink: listens on 127.0.0.1 (a free port) until dropped.
 pub struct SmtpSink {
     addr: SocketAddr,
@@ -126,7 +138,13 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// On a given port of 127.0.0.1 (0: any free one), e.g. the port a server was told
+    /// about while nothing listened there, to end an outage.
+    pub async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the SMTP sink");
         let addr = listener.local_addr().expect("the sink's address");
@@ -207,6 +225,10 @@ async fn converse(
             "MAIL" => {
                 from = address(&command);
                 b"250 ok\r\n"
+            }
+            // A relay that knows its mailboxes: `nobody…@` does not exist, for good.
+            "RCPT" if address(&command).starts_with(REFUSED_PREFIX) => {
+                b"550 5.1.1 no such mailbox\r\n"
             }
             "RCPT" => {
                 to.push(address(&command));

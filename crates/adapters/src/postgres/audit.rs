@@ -2,7 +2,7 @@
 //! chain existed (migration 0006), which `PgStore::migrate` does after the SQL.
 
 use sqlx::{PgExecutor, PgPool};
-use tessera_app::ports::{ChainBounds, ChainedEvent};
+use tessera_app::ports::{ChainBounds, ChainedEvent, SecurityEvent};
 use tessera_core::ids::UserId;
 use uuid::Uuid;
 
@@ -57,7 +57,19 @@ pub(super) async fn events<'c>(
         .collect::<Result<_, _>>()?)
 }
 
-/// Appends every unchained event to its user's chain, per user in the order written
+/// Any event stored outside the chains (none once migration 0006's backfill has run,
+/// unless someone wrote one around Tessera).
+pub(super) async fn unchained(pool: &PgPool) -> Db<Option<SecurityEvent>> {
+    let row: Option<EventRow> = sqlx::query_as(
+        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
+         FROM security_events WHERE chain_index IS NULL ORDER BY seq LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(EventRow::record).transpose()?)
+}
+
+/// Appends every unchained event written before migration 0006 to its user's chain, per user in the order written
 /// (`at`, then `seq`), a batch per transaction. Idempotent, and a run stopped anywhere
 /// is finished by the next: only rows still without an index are taken, under the same
 /// lock `insert_event` uses, so events recorded meanwhile by other nodes interleave
@@ -66,7 +78,8 @@ pub(super) async fn link_unchained(pool: &PgPool) -> Db<u64> {
     let mut linked = 0;
     loop {
         let next: Option<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM security_events WHERE chain_index IS NULL LIMIT 1",
+            "SELECT user_id FROM security_events WHERE chain_index IS NULL \
+             AND seq <= (SELECT upto FROM audit_backfill) LIMIT 1",
         )
         .fetch_optional(pool)
         .await?;
@@ -78,6 +91,7 @@ pub(super) async fn link_unchained(pool: &PgPool) -> Db<u64> {
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
              FROM security_events WHERE user_id = $1 AND chain_index IS NULL \
+             AND seq <= (SELECT upto FROM audit_backfill) \
              ORDER BY at, seq LIMIT $2 FOR UPDATE",
         )
         .bind(user.as_uuid())

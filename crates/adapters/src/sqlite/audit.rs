@@ -2,7 +2,7 @@
 //! chain existed (migration 0006), which `SqliteStore::migrate` does after the SQL.
 
 use sqlx::{SqliteExecutor, SqlitePool};
-use tessera_app::ports::{ChainBounds, ChainedEvent};
+use tessera_app::ports::{ChainBounds, ChainedEvent, SecurityEvent};
 use tessera_core::ids::UserId;
 use uuid::Uuid;
 
@@ -57,7 +57,19 @@ pub(super) async fn events<'c>(
         .collect::<Result<_, _>>()?)
 }
 
-/// Appends every unchained event to its user's chain, per user in the order written
+/// Any event stored outside the chains (none once migration 0006's backfill has run,
+/// unless someone wrote one around Tessera).
+pub(super) async fn unchained(pool: &SqlitePool) -> Db<Option<SecurityEvent>> {
+    let row: Option<EventRow> = sqlx::query_as(
+        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
+         FROM security_events WHERE chain_index IS NULL ORDER BY rowid LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(EventRow::record).transpose()?)
+}
+
+/// Appends every unchained event written before migration 0006 to its user's chain, per user in the order written
 /// (`at`, then rowid), a batch per transaction. Idempotent, and a run stopped anywhere
 /// is finished by the next: only rows still without an index are taken.
 pub(super) async fn link_unchained(pool: &SqlitePool) -> Db<u64> {
@@ -65,7 +77,8 @@ pub(super) async fn link_unchained(pool: &SqlitePool) -> Db<u64> {
     loop {
         let mut tx = pool.begin_with(BEGIN_WRITE).await?;
         let next: Option<Uuid> = sqlx::query_scalar(
-            "SELECT user_id FROM security_events WHERE chain_index IS NULL LIMIT 1",
+            "SELECT user_id FROM security_events WHERE chain_index IS NULL \
+             AND rowid <= (SELECT upto FROM audit_backfill) LIMIT 1",
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -76,6 +89,7 @@ pub(super) async fn link_unchained(pool: &SqlitePool) -> Db<u64> {
         let rows: Vec<EventRow> = sqlx::query_as(
             "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
              FROM security_events WHERE user_id = ?1 AND chain_index IS NULL \
+             AND rowid <= (SELECT upto FROM audit_backfill) \
              ORDER BY at, rowid LIMIT ?2",
         )
         .bind(user.as_uuid())

@@ -46,6 +46,10 @@ pub trait AuditStore: Send + Sync {
         after: Option<UserId>,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<ChainBounds>>> + Send;
+    /// An event stored outside every chain, if any. Migration 0006 links the events
+    /// written before it; any other row without a place in a chain was written around
+    /// Tessera, and verification names it.
+    fn unchained_event(&self) -> impl Future<Output = StoreResult<Option<SecurityEvent>>> + Send;
     /// At most `limit` of the user's events with index greater than `after_index`, in
     /// chain order.
     fn audit_events(

@@ -6,6 +6,7 @@
 //! the application is generic over its store.
 
 mod audit;
+mod channel;
 mod limiter;
 mod mfa;
 mod outbox;
@@ -15,6 +16,7 @@ mod retention;
 mod revocation;
 
 pub use audit::*;
+pub use channel::*;
 pub use limiter::*;
 pub use mfa::*;
 pub use outbox::*;
@@ -26,8 +28,7 @@ pub use revocation::*;
 use std::future::Future;
 
 use tessera_core::Email;
-use tessera_core::event::EventKind;
-use tessera_core::ids::{DeviceId, KeyId, Role, SessionId, UserId};
+use tessera_core::ids::{KeyId, Role, SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
@@ -191,24 +192,4 @@ pub trait Store:
 {
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
-}
-
-/// Tells the user about what happened to their account (email, webhook, or the log).
-/// Delivery must not block the request: implementations queue or log.
-pub trait Notifier: Send + Sync + 'static {
-    fn notify(&self, notification: &Notification);
-}
-
-/// One notice to one user.
-#[derive(Debug, Clone)]
-pub struct Notification {
-    pub user_id: UserId,
-    pub email: Email,
-    pub kind: EventKind,
-    pub at: OffsetDateTime,
-    pub session_id: Option<SessionId>,
-    pub device_id: Option<DeviceId>,
-    pub ip: Option<std::net::IpAddr>,
-    /// The client's own description of the device, shown to the user in the notice.
-    pub user_agent: Option<String>,
 }

@@ -46,9 +46,10 @@ pub async fn readyz<S: Store>(
 ) -> Result<Json<serde_json::Value>, Problem> {
     // Anyone may ask, so the body names each check's state from a fixed set; what the
     // backend said (hosts, ports, driver messages) goes to the log only.
-    let (database, limiter) = tokio::join!(
+    let (database, limiter, outbox) = tokio::join!(
         tokio::time::timeout(CHECK_DEADLINE, state.app.ready()),
         tokio::time::timeout(CHECK_DEADLINE, state.app.probe_limiter()),
+        outbox_backlog(&state),
     );
     let database = match database {
         Ok(Ok(())) => None,
@@ -86,16 +87,60 @@ pub async fn readyz<S: Store>(
     } else {
         "degraded"
     };
+    // The outbox is shared by every node and a channel being down loses nothing, so its
+    // backlog is reported and never makes this node unready (nor `degraded`).
+    let (outbox_check, backlog) = match outbox {
+        None => ("unknown", serde_json::Value::Null),
+        Some((backlog, age)) => (
+            if age > OUTBOX_LATE { "backlog" } else { "ok" },
+            serde_json::json!({
+                "pending": backlog.pending,
+                "dead": backlog.dead,
+                "oldest_age_seconds": age.whole_seconds().max(0),
+            }),
+        ),
+    };
     Ok(Json(serde_json::json!({
         "status": status,
-        "checks": {"database": "ok", "rate_limiter": rate_limiter, "revocation_bus": revocation_bus},
+        "checks": {
+            "database": "ok",
+            "rate_limiter": rate_limiter,
+            "revocation_bus": revocation_bus,
+            "outbox": outbox_check,
+        },
+        "outbox": backlog,
     })))
+}
+
+/// A notification waiting longer than this makes the `outbox` check say `backlog`.
+const OUTBOX_LATE: time::Duration = time::Duration::minutes(5);
+
+/// The shared queue and its oldest row's age, or None when the store did not answer in
+/// time (logged at debug: the database check reports the outage).
+async fn outbox_backlog<S: Store>(
+    state: &AppState<S>,
+) -> Option<(tessera_app::ports::OutboxBacklog, time::Duration)> {
+    match tokio::time::timeout(CHECK_DEADLINE, state.app.outbox_backlog()).await {
+        Ok(Ok(backlog)) => {
+            let age = state.app.outbox_oldest_age(&backlog, state.app.now());
+            Some((backlog, age))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "outbox backlog unavailable");
+            None
+        }
+        Err(_) => None,
+    }
 }
 
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
+    let outbox = crate::metrics::render_outbox(
+        &state.app.outbox_stats().snapshot(),
+        outbox_backlog(&state).await,
+    );
     let degraded = u8::from(state.app.limiter_health() != LimiterHealth::Ok);
     let cache = state.app.session_cache_stats();
     let subscribed = u8::from(state.app.revocation_bus_health() == Some(BusHealth::Connected));
@@ -122,7 +167,7 @@ pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
          tessera_revocation_subscribed {subscribed}\n\
          # HELP tessera_revocation_publish_failures_total Revocation messages that could not be published.\n\
          # TYPE tessera_revocation_publish_failures_total counter\n\
-         tessera_revocation_publish_failures_total {}\n",
+         tessera_revocation_publish_failures_total {}\n{outbox}",
         state.metrics.render(),
         state.app.limiter_fallback_decisions(),
         state.app.password_checks(),

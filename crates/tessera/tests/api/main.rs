@@ -25,6 +25,7 @@ mod process;
 mod ratelimit;
 mod refresh;
 mod reset;
+mod reset_mail;
 mod reset_races;
 mod retention;
 mod revocation;

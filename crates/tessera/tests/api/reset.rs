@@ -8,7 +8,7 @@ use crate::abuse::client_from;
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_problem};
 
-async fn ask(app: &TestApp, email: &str) -> reqwest::Response {
+pub(crate) async fn ask(app: &TestApp, email: &str) -> reqwest::Response {
     app.post("/v1/password-reset", json!({ "email": email }))
         .await
 }

@@ -1,0 +1,192 @@
+//! Password reset end to end over a real SMTP conversation: the emailed link is the only
+//! way to the token, as for a user.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tessera_adapters::notify::testing::{ReceivedMail, SmtpSink};
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, assert_problem, s};
+use crate::notify::{Channels, PATIENCE, drained, mails_of, spawn_notifying};
+use crate::reset::{ask, complete};
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+const LINK: &str = "https://auth.test/reset-password?token=";
+const LINK_SUBJECT: &str = "Reset your password";
+const DONE_SUBJECT: &str = "Your password was reset";
+
+async fn app_with_sink(backend: Backend, sink: &SmtpSink) -> Option<TestApp> {
+    let channels = Channels {
+        smtp: Some(sink.url()),
+        webhook: None,
+    };
+    spawn_notifying(backend, channels).await
+}
+
+/// The token of the reset link in a mail's plain text, if it holds one.
+fn link_token(mail: &ReceivedMail) -> Option<String> {
+    let text = mail.part("text/plain")?;
+    let start = text.find(LINK)? + LINK.len();
+    Some(
+        text[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect(),
+    )
+}
+
+/// Waits for the `n`th mail and returns the reset-link tokens received so far, in order.
+async fn link_tokens(sink: &SmtpSink, n: usize) -> Vec<String> {
+    let mails = sink.wait_for(n, PATIENCE).await;
+    assert!(mails.len() >= n, "{} of {n} mails arrived", mails.len());
+    mails.iter().filter_map(link_token).collect()
+}
+
+async fn event_types(app: &TestApp, access_token: &str) -> Vec<Value> {
+    let res = app
+        .get_auth("/v1/security-events?limit=50", access_token)
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    body["events"].as_array().unwrap().clone()
+}
+
+async fn the_emailed_link_resets_the_password_and_ends_every_session(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some(app) = app_with_sink(backend, &sink).await else {
+        return;
+    };
+    let email = format!("rita-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    let mut devices = Vec::new();
+    for device in ["laptop", "phone"] {
+        let res = app.login(&email, PASSWORD, device).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        devices.push(res.json::<Value>().await.unwrap());
+    }
+    // Two new-device notices, then the reset link; nothing for the unknown address.
+    let unknown = format!("nobody-{}@example.com", uuid::Uuid::new_v4().simple());
+    assert_eq!(ask(&app, &unknown).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    let tokens = link_tokens(&sink, 3).await;
+    assert_eq!(tokens.len(), 1, "{:?}", sink.mails());
+    let token = &tokens[0];
+    assert!(token.starts_with("pr_") && token.len() == 46, "{token}");
+
+    // A typo in the new password does not use the link up.
+    assert_problem(complete(&app, token, "short").await, 400, "invalid_request").await;
+    assert_eq!(
+        complete(&app, token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // Single use.
+    assert_problem(
+        complete(&app, token, "yet another passphrase").await,
+        400,
+        "invalid_reset_token",
+    )
+    .await;
+
+    assert_problem(
+        app.login(&email, PASSWORD, "tablet").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let res = app.login(&email, NEW_PASSWORD, "tablet").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let fresh: Value = res.json().await.unwrap();
+    for device in &devices {
+        assert_cut_off(&app, device).await;
+    }
+
+    let events = event_types(&app, &s(&fresh, "access_token")).await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"password_reset_requested"), "{types:?}");
+    assert!(types.contains(&"password_reset"), "{types:?}");
+    for device in &devices {
+        let revoked = events
+            .iter()
+            .find(|e| e["type"] == "session_revoked" && e["session_id"] == device["session_id"]);
+        let revoked = revoked.unwrap_or_else(|| panic!("no revocation event: {events:?}"));
+        assert_eq!(revoked["detail"]["reason"], "password_reset");
+    }
+
+    // The reset's own notice arrives; every mail went to the account's address (none to
+    // the unknown one), and only the link email carries a token.
+    drained(&app).await;
+    let mails = sink.mails();
+    for mail in &mails {
+        assert_eq!(mail.rcpt_to, [email.as_str()], "{mail:?}");
+    }
+    assert_eq!(mails_of(&sink, &email, LINK_SUBJECT).len(), 1);
+    let done = mails_of(&sink, &email, DONE_SUBJECT);
+    assert_eq!(done.len(), 1, "{mails:?}");
+    for mail in mails.iter().filter(|m| link_token(m).is_none()) {
+        assert!(!mail.data.contains(token.as_str()), "{mail:?}");
+    }
+}
+
+async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some(app) = app_with_sink(backend, &sink).await else {
+        return;
+    };
+    let email = format!("otto-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    let first = link_tokens(&sink, 1).await;
+    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    let tokens = link_tokens(&sink, 2).await;
+    assert_eq!(tokens.len(), 2);
+    assert_eq!(tokens[0], first[0]);
+    assert_ne!(tokens[0], tokens[1]);
+
+    assert_problem(
+        complete(&app, &tokens[0], NEW_PASSWORD).await,
+        400,
+        "invalid_reset_token",
+    )
+    .await;
+    // The newer link works to the end of its 30 minutes...
+    app.clock.advance(time::Duration::minutes(29));
+    assert_eq!(
+        complete(&app, &tokens[1], NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    // ...and not a second past them.
+    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    let tokens = link_tokens(&sink, 4).await;
+    assert_eq!(tokens.len(), 3, "{:?}", sink.mails());
+    app.clock
+        .advance(time::Duration::minutes(30) + time::Duration::seconds(1));
+    assert_problem(
+        complete(&app, &tokens[2], "an expired choice").await,
+        400,
+        "invalid_reset_token",
+    )
+    .await;
+    assert_eq!(
+        app.login(&email, NEW_PASSWORD, "d").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emailed_link_resets_the_password_and_ends_every_session_sqlite() {
+    the_emailed_link_resets_the_password_and_ends_every_session(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emailed_link_resets_the_password_and_ends_every_session_postgres() {
+    the_emailed_link_resets_the_password_and_ends_every_session(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes_sqlite() {
+    a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes_postgres() {
+    a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(Backend::Postgres).await;
+}

@@ -21,7 +21,8 @@ pub(super) async fn replace(
         "INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
          token_hash = EXCLUDED.token_hash, created_at = EXCLUDED.created_at, \
-         expires_at = EXCLUDED.expires_at",
+         expires_at = EXCLUDED.expires_at \
+         WHERE password_resets.created_at <= EXCLUDED.created_at",
     )
     .bind(user.as_uuid())
     .bind(&hash.as_bytes()[..])

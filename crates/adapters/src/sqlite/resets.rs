@@ -22,7 +22,8 @@ pub(super) async fn replace(
         "INSERT INTO password_resets (user_id, token_hash, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id) DO UPDATE SET \
          token_hash = excluded.token_hash, created_at = excluded.created_at, \
-         expires_at = excluded.expires_at",
+         expires_at = excluded.expires_at \
+         WHERE password_resets.created_at <= excluded.created_at",
     )
     .bind(user.as_uuid())
     .bind(&hash.as_bytes()[..])

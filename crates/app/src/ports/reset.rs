@@ -9,8 +9,9 @@ use time::OffsetDateTime;
 use super::StoreResult;
 
 pub trait ResetStore: Send + Sync {
-    /// Stores the user's pending reset, replacing any earlier one (a new request voids
-    /// the old link).
+    /// Stores the user's pending reset, replacing any one created no later (a new request
+    /// voids the old link; a link put back after a failed completion never voids a newer
+    /// one requested meanwhile).
     fn replace_reset_token(
         &self,
         user: UserId,

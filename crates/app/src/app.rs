@@ -64,6 +64,9 @@ pub struct Limits {
     pub password_per_session: Policy,
     pub mfa_per_user: Policy,
     pub register_per_ip: Policy,
+    /// Password-reset requests per client network, and per address asked for.
+    pub reset_per_ip: Policy,
+    pub reset_per_account: Policy,
 }
 
 impl Default for Limits {
@@ -75,6 +78,8 @@ impl Default for Limits {
             password_per_session: Policy::PASSWORD_PER_SESSION,
             mfa_per_user: Policy::MFA_PER_USER,
             register_per_ip: Policy::REGISTER_PER_IP,
+            reset_per_ip: Policy::RESET_PER_IP,
+            reset_per_account: Policy::RESET_PER_ACCOUNT,
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum AppError {
     InvalidMfaCode,
     #[error("unknown, expired or used mfa_token")]
     InvalidMfaToken,
+    /// A password-reset token that is malformed, unknown, already used or expired.
+    #[error("unknown, used or expired reset token")]
+    InvalidResetToken,
     #[error("TOTP is already enabled")]
     MfaAlreadyEnabled,
     #[error("no TOTP setup is pending")]

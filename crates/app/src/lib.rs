@@ -11,6 +11,7 @@
 //! - `mfa`: TOTP enrolment, the login second step, step-up, recovery codes.
 //! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
+//! - `reset`: password reset by an emailed single-use link.
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
 //! - `retention`: purging ended sessions, expired challenges and old events.
@@ -36,6 +37,7 @@ mod mfa;
 mod pacing;
 mod refresh;
 mod rekey;
+mod reset;
 mod retention;
 mod sessions;
 mod signin;
@@ -49,5 +51,6 @@ pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use refresh::BROWSER_RETRY_WINDOW;
 pub use rekey::RotationReport;
+pub use reset::RESET_TOKEN_TTL;
 pub use retention::Retention;
 pub use sessions::{Me, Principal};

@@ -32,7 +32,7 @@ impl Email {
         }
         Ok(Self {
             display: raw.to_owned(),
-            normalized: raw.to_lowercase(),
+            normalized: normalize(raw),
         })
     }
 
@@ -52,6 +52,12 @@ impl Email {
     pub fn normalized(&self) -> &str {
         &self.normalized
     }
+}
+
+/// The form addresses are compared in, for input that may not parse as an address (a
+/// limiter key must treat `Ana@x` and `ana@x ` alike whether or not they are valid).
+pub fn normalize(raw: &str) -> String {
+    raw.trim().to_lowercase()
 }
 
 impl PartialEq for Email {

@@ -64,6 +64,17 @@ impl Policy {
         limit: 10,
         window: Duration::hours(1),
     };
+    /// Password-reset requests per client network, whatever their outcome: 10 an hour.
+    pub const RESET_PER_IP: Policy = Policy {
+        limit: 10,
+        window: Duration::hours(1),
+    };
+    /// Password-reset requests per address (known or not), whatever their outcome: 3 an
+    /// hour, so a mailbox cannot be flooded with reset emails.
+    pub const RESET_PER_ACCOUNT: Policy = Policy {
+        limit: 3,
+        window: Duration::hours(1),
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +306,11 @@ pub enum LimitKey {
     Session { session: String },
     /// Registration attempts from one client network, whatever their outcome.
     RegisterIp { network: String },
+    /// Password-reset requests from one client network, whatever their outcome.
+    ResetIp { network: String },
+    /// Password-reset requests naming one address (hashed, as `LoginAccount`), whether or
+    /// not an account has it, so unknown addresses are limited exactly like known ones.
+    ResetAccount { account: String },
 }
 
 impl LimitKey {
@@ -336,7 +352,20 @@ impl LimitKey {
         }
     }
 
-    /// `ip`, `account`, `mfa`, `device`, `session` or `register`: for logs and metrics.
+    pub fn reset_ip(ip: std::net::IpAddr) -> Self {
+        Self::ResetIp {
+            network: network_of(ip),
+        }
+    }
+
+    pub fn reset_account(normalized_email: &str) -> Self {
+        Self::ResetAccount {
+            account: account_hash(normalized_email),
+        }
+    }
+
+    /// `ip`, `account`, `mfa`, `device`, `session`, `register`, `reset_ip` or
+    /// `reset_account`: for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::LoginIp { .. } => "ip",
@@ -345,6 +374,8 @@ impl LimitKey {
             Self::LoginDevice { .. } => "device",
             Self::Session { .. } => "session",
             Self::RegisterIp { .. } => "register",
+            Self::ResetIp { .. } => "reset_ip",
+            Self::ResetAccount { .. } => "reset_account",
         }
     }
 
@@ -357,6 +388,8 @@ impl LimitKey {
             Self::LoginDevice { token } => format!("login:device:{token}"),
             Self::Session { session } => format!("pwd:session:{session}"),
             Self::RegisterIp { network } => format!("register:ip:{network}"),
+            Self::ResetIp { network } => format!("reset:ip:{network}"),
+            Self::ResetAccount { account } => format!("reset:acct:{account}"),
         }
     }
 }

@@ -36,6 +36,7 @@ pub use state::AppState;
         api::auth::register, api::auth::login, api::auth::refresh, api::auth::logout,
         api::auth::login_mfa,
         api::me::me, api::me::change_password,
+        api::reset::request, api::reset::complete,
         api::mfa::setup, api::mfa::confirm, api::mfa::step_up, api::mfa::disable, api::mfa::regenerate,
         api::authorize::authorize,
         api::sessions::list, api::sessions::revoke, api::sessions::revoke_others, api::sessions::events,
@@ -63,6 +64,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
     Router::new()
         .merge(api::auth::router())
         .merge(api::me::router())
+        .merge(api::reset::router())
         .merge(api::mfa::router())
         .merge(api::authorize::router())
         .merge(api::admin::router())

@@ -25,6 +25,10 @@ const COUNTERS: &[(&str, &str)] = &[
     ("tessera_registrations_total", "Registrations by outcome."),
     ("tessera_mfa_total", "MFA code checks by step and outcome."),
     (
+        "tessera_password_resets_total",
+        "Password-reset requests and completions by step and outcome.",
+    ),
+    (
         "tessera_rate_limited_total",
         "Attempts refused unchecked because a budget was spent, by key kind.",
     ),

@@ -28,6 +28,7 @@ pub enum ProblemCode {
     UnsupportedMediaType,
     InvalidMfaCode,
     InvalidMfaToken,
+    InvalidResetToken,
     MfaAlreadyEnabled,
     NoPendingSetup,
     MfaNotEnabled,
@@ -57,6 +58,7 @@ impl ProblemCode {
         Self::UnsupportedMediaType,
         Self::InvalidMfaCode,
         Self::InvalidMfaToken,
+        Self::InvalidResetToken,
         Self::MfaAlreadyEnabled,
         Self::NoPendingSetup,
         Self::MfaNotEnabled,
@@ -88,6 +90,7 @@ impl ProblemCode {
             Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
             Self::InvalidMfaCode => (S::UNAUTHORIZED, "Invalid MFA code"),
             Self::InvalidMfaToken => (S::UNAUTHORIZED, "Invalid MFA token"),
+            Self::InvalidResetToken => (S::BAD_REQUEST, "Invalid password-reset link"),
             Self::MfaAlreadyEnabled => (S::CONFLICT, "MFA already enabled"),
             Self::NoPendingSetup => (S::CONFLICT, "No pending MFA setup"),
             Self::MfaNotEnabled => (S::CONFLICT, "MFA not enabled"),
@@ -118,6 +121,7 @@ impl ProblemCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidMfaCode => "invalid_mfa_code",
             Self::InvalidMfaToken => "invalid_mfa_token",
+            Self::InvalidResetToken => "invalid_reset_token",
             Self::MfaAlreadyEnabled => "mfa_already_enabled",
             Self::NoPendingSetup => "no_pending_setup",
             Self::MfaNotEnabled => "mfa_not_enabled",
@@ -231,6 +235,10 @@ impl From<AppError> for Problem {
             AppError::InvalidMfaToken => Problem::new(
                 C::InvalidMfaToken,
                 "the mfa_token is unknown, expired or already used; sign in again",
+            ),
+            AppError::InvalidResetToken => Problem::new(
+                C::InvalidResetToken,
+                "the reset link is unknown, already used or expired; ask for a new one",
             ),
             AppError::MfaAlreadyEnabled => Problem::new(
                 C::MfaAlreadyEnabled,

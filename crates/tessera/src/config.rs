@@ -48,6 +48,9 @@ struct FileConfig {
     login_device_limit: Option<i64>,
     register_limit: Option<i64>,
     register_window: Option<i64>,
+    reset_ip_limit: Option<i64>,
+    reset_account_limit: Option<i64>,
+    reset_window: Option<i64>,
     hash_workers: Option<i64>,
     hash_queue: Option<i64>,
     hash_wait_ms: Option<i64>,
@@ -160,6 +163,10 @@ pub struct Config {
     /// Registration attempts per client network, whatever their outcome.
     pub register_limit: u32,
     pub register_window_secs: i64,
+    /// Password-reset requests per client network and per address asked for.
+    pub reset_ip_limit: u32,
+    pub reset_account_limit: u32,
+    pub reset_window_secs: i64,
     /// The password-hashing pool: workers (default: one per core), how many requests may
     /// wait for one, and for how long before a 503.
     pub hash_workers: u32,
@@ -423,6 +430,23 @@ impl Config {
                 "TESSERA_REGISTER_WINDOW",
                 file.register_window,
                 limits.register_per_ip.window.whole_seconds(),
+                1,
+            )?,
+            reset_ip_limit: count(
+                "TESSERA_RESET_IP_LIMIT",
+                file.reset_ip_limit,
+                limits.reset_per_ip.limit.into(),
+            )?,
+            reset_account_limit: count(
+                "TESSERA_RESET_ACCOUNT_LIMIT",
+                file.reset_account_limit,
+                limits.reset_per_account.limit.into(),
+            )?,
+            // One window serves both reset budgets (see `startup::settings`).
+            reset_window_secs: secs(
+                "TESSERA_RESET_WINDOW",
+                file.reset_window,
+                limits.reset_per_ip.window.whole_seconds(),
                 1,
             )?,
             hash_workers: count(

@@ -283,6 +283,14 @@ fn settings(config: &Config) -> Settings {
                 limit: config.register_limit,
                 window: Duration::seconds(config.register_window_secs),
             },
+            reset_per_ip: Policy {
+                limit: config.reset_ip_limit,
+                window: Duration::seconds(config.reset_window_secs),
+            },
+            reset_per_account: Policy {
+                limit: config.reset_account_limit,
+                window: Duration::seconds(config.reset_window_secs),
+            },
         },
         step_up: config.step_up.clone(),
         session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),

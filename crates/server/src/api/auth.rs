@@ -325,6 +325,7 @@ pub(crate) fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
         Err(AppError::RateLimited { .. }) => "rate_limited",
         Err(AppError::InvalidMfaCode) => "invalid_mfa_code",
         Err(AppError::InvalidMfaToken) => "invalid_mfa_token",
+        Err(AppError::InvalidResetToken) => "invalid_reset_token",
         Err(_) => "error",
     }
 }

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod me;
 pub mod mfa;
 pub mod ops;
+pub mod reset;
 pub mod sessions;
 
 use tessera_app::AppError;

@@ -49,6 +49,19 @@ fn limits_and_redis_are_configurable_and_checked() {
     assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
     assert!(resolve("", &[("TESSERA_REDIS_URL", "http://x")]).is_err());
     assert!(resolve("", &[("TESSERA_LOGIN_IP_LIMIT", "0")]).is_err());
+    let c = resolve(
+        "reset_account_limit = 1",
+        &[
+            ("TESSERA_RESET_IP_LIMIT", "4"),
+            ("TESSERA_RESET_WINDOW", "120"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (c.reset_ip_limit, c.reset_account_limit, c.reset_window_secs),
+        (4, 1, 120)
+    );
+    assert!(resolve("", &[("TESSERA_RESET_ACCOUNT_LIMIT", "0")]).is_err());
 }
 
 #[test]
@@ -230,6 +243,13 @@ fn the_embedded_defaults_are_the_use_cases_defaults() {
         (c.register_limit, c.register_window_secs),
         (l.register_per_ip.limit, secs(l.register_per_ip.window))
     );
+    assert_eq!(
+        (c.reset_ip_limit, c.reset_account_limit),
+        (l.reset_per_ip.limit, l.reset_per_account.limit)
+    );
+    for window in [l.reset_per_ip, l.reset_per_account] {
+        assert_eq!(c.reset_window_secs, secs(window.window));
+    }
     for action in ["vendor.payout", "admin.users.delete", "vendor.other"] {
         assert_eq!(
             c.step_up.lookup(action),

@@ -9,6 +9,7 @@
 //! - `account`: `/account/security` and its forms.
 //! - `signup`: `/signup`.
 //! - `password`: `/account/password` (change, signed in).
+//! - `reset`: `/forgot-password` and `/reset-password` (the emailed link).
 //! - `views`: the page templates (`crates/server/templates`) and what they list.
 
 pub mod account;
@@ -16,6 +17,7 @@ pub mod cookies;
 pub mod flight;
 pub mod login;
 pub mod password;
+pub mod reset;
 pub mod session;
 pub mod signup;
 pub mod views;
@@ -94,6 +96,14 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
         .route(
             "/signup",
             get(signup::signup_get::<S>).post(signup::signup_post::<S>),
+        )
+        .route(
+            "/forgot-password",
+            get(reset::forgot_password_get).post(reset::forgot_password_post::<S>),
+        )
+        .route(
+            "/reset-password",
+            get(reset::reset_password_get).post(reset::reset_password_post::<S>),
         )
         .merge(account)
         .layer(CsrfLayer::new().with_rejection_response(cross_site_refused))

@@ -25,7 +25,7 @@ use super::views::{
     Failure, ForgotPasswordPage, ForgotPasswordSentPage, ResetPasswordPage,
     ResetPasswordResultPage, page, page_after,
 };
-use crate::api::auth::count_rate_limited;
+use crate::api::reset::observe;
 use crate::extract::Context;
 use crate::state::AppState;
 
@@ -46,7 +46,7 @@ pub async fn forgot_password_post<S: Store>(
     CheckedForm(form): CheckedForm<ForgotForm>,
 ) -> Response {
     let result = state.app.request_password_reset(&form.email, &ctx).await;
-    count_rate_limited(&state, &result);
+    observe(&state, "request", &result);
     match result {
         Ok(()) => page(
             StatusCode::OK,
@@ -110,13 +110,17 @@ pub async fn reset_password_post<S: Store>(
         return unusable_link();
     }
     if form.new_password != form.confirm_password {
-        return reset_page(jar, form.token, Some(Failure::passwords_differ("confirm_password")));
+        return reset_page(
+            jar,
+            form.token,
+            Some(Failure::passwords_differ("confirm_password")),
+        );
     }
     let result = state
         .app
         .complete_password_reset(&form.token, form.new_password, &ctx)
         .await;
-    count_rate_limited(&state, &result);
+    observe(&state, "complete", &result);
     match result {
         Ok(()) => {
             // Every session of the account has ended, this browser's too if it had one.

@@ -9,6 +9,8 @@ use reqwest::header::{HeaderMap, SET_COOKIE};
 use crate::helpers::{PASSWORD, TestApp};
 
 /// A cookie-keeping form client that does not follow redirects, so every answer is seen.
+/// A clone is a copy of the browser's cookies as they are now.
+#[derive(Clone)]
 pub(crate) struct FormClient {
     /// `http://host:port` of the server.
     base: String,

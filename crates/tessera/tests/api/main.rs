@@ -18,6 +18,7 @@ mod notify;
 mod ops;
 mod pages;
 mod pages_account;
+mod pages_reset;
 mod process;
 mod ratelimit;
 mod refresh;

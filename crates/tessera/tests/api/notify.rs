@@ -27,18 +27,23 @@ fn point_smtp_at_the_sink(config: &mut Config) {
     .unwrap();
 }
 
-const HOSTILE_UA: &str = "Evil <b>Browser</b> & \"co\"";
-
-async fn signing_in_on_a_new_device_emails_the_user_once(backend: Backend) {
+/// A server whose email goes to a fresh in-process SMTP sink; None after a skip notice.
+pub(crate) async fn spawn_with_sink(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await;
     let options = Options {
         configure: Some(point_smtp_at_the_sink),
         ..Options::default()
     };
-    let Some(app) = SINK_URL
+    let app = SINK_URL
         .scope(sink.url(), TestApp::spawn_with(backend, options))
-        .await
-    else {
+        .await?;
+    Some((app, sink))
+}
+
+const HOSTILE_UA: &str = "Evil <b>Browser</b> & \"co\"";
+
+async fn signing_in_on_a_new_device_emails_the_user_once(backend: Backend) {
+    let Some((app, sink)) = spawn_with_sink(backend).await else {
         return;
     };
     let email = format!("nina-{}@example.com", uuid::Uuid::new_v4().simple());

@@ -257,6 +257,21 @@ async fn the_new_forms_refuse_a_missing_or_forged_csrf_token_and_change_nothing(
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(app.count_events("password_changed").await, 0);
     assert_eq!(api_login(&app, &email, PASSWORD, "d").await, StatusCode::OK);
+
+    // Nor does a forged request for a reset link reach the use case (its budget unspent).
+    web.get("/forgot-password").await;
+    for _ in 0..4 {
+        let res = web
+            .post_raw("/forgot-password", &[("csrf", ""), ("email", &email)], &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    }
+    let res = web.post("/forgot-password", &[("email", &email)]).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "three an hour per address: none spent"
+    );
 }
 
 async fn changing_the_password_signs_out_the_other_devices_and_keeps_this_one(app: TestApp) {

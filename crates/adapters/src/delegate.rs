@@ -1,6 +1,7 @@
 //! The store ports, implemented once for every backend.
 //!
-//! Each backend has query modules `users`, `sessions`, `events`, `keys` and `mfa` whose
+//! Each backend has query modules `users`, `sessions`, `events`, `keys`, `mfa`, `purge`,
+//! `outbox`, `resets` and `audit` whose
 //! functions share names and signatures across dialects and return `sqlx` errors; the
 //! trait methods only choose the pool (reads may go to a reader pool) and map the error
 //! through the backend's one `store_error`. Writing that layer once keeps the two
@@ -148,8 +149,7 @@ macro_rules! impl_store_ports {
                 event: &__p::SecurityEvent,
                 notice: Option<&__p::Notice>,
             ) -> __p::StoreResult<()> {
-                let _ = notice; // TODO(outbox): written with the event by the store helper.
-                events::insert(&self.$write, event)
+                events::insert(&self.$write, event, notice)
                     .await
                     .map_err(store_error)
             }
@@ -345,63 +345,75 @@ macro_rules! impl_store_ports {
         impl __p::OutboxStore for $store {
             async fn claim_deliveries(
                 &self,
-                _now: ::time::OffsetDateTime,
-                _lease: ::time::Duration,
-                _limit: u32,
+                now: ::time::OffsetDateTime,
+                lease: ::time::Duration,
+                limit: u32,
             ) -> __p::StoreResult<Vec<__p::Delivery>> {
-                unimplemented!("outbox store: in progress")
+                outbox::claim(&self.$write, now, lease, limit)
+                    .await
+                    .map_err(store_error)
             }
 
             async fn settle_delivery(
                 &self,
-                _id: ::tessera_core::ids::NotificationId,
-                _channel: &str,
-                _outcome: &__p::DeliveryOutcome,
+                id: ::tessera_core::ids::NotificationId,
+                channel: &str,
+                outcome: &__p::DeliveryOutcome,
             ) -> __p::StoreResult<()> {
-                unimplemented!("outbox store: in progress")
+                outbox::settle(&self.$write, id, channel, outcome)
+                    .await
+                    .map_err(store_error)
             }
 
             async fn outbox_backlog(&self) -> __p::StoreResult<__p::OutboxBacklog> {
-                unimplemented!("outbox store: in progress")
+                outbox::backlog(&self.$read).await.map_err(store_error)
             }
         }
 
         impl __p::ResetStore for $store {
             async fn replace_reset_token(
                 &self,
-                _user: ::tessera_core::ids::UserId,
-                _hash: &::tessera_core::secret::TokenHash,
-                _created_at: ::time::OffsetDateTime,
-                _expires_at: ::time::OffsetDateTime,
+                user: ::tessera_core::ids::UserId,
+                hash: &::tessera_core::secret::TokenHash,
+                created_at: ::time::OffsetDateTime,
+                expires_at: ::time::OffsetDateTime,
             ) -> __p::StoreResult<()> {
-                unimplemented!("reset store: in progress")
+                resets::replace(&self.$write, user, hash, created_at, expires_at)
+                    .await
+                    .map_err(store_error)
             }
 
             async fn take_reset_token(
                 &self,
-                _hash: &::tessera_core::secret::TokenHash,
-                _now: ::time::OffsetDateTime,
+                hash: &::tessera_core::secret::TokenHash,
+                now: ::time::OffsetDateTime,
             ) -> __p::StoreResult<Option<__p::PendingReset>> {
-                unimplemented!("reset store: in progress")
+                resets::take(&self.$write, hash, now)
+                    .await
+                    .map_err(store_error)
             }
         }
 
         impl __p::AuditStore for $store {
             async fn audit_chains(
                 &self,
-                _after: Option<::tessera_core::ids::UserId>,
-                _limit: u32,
+                after: Option<::tessera_core::ids::UserId>,
+                limit: u32,
             ) -> __p::StoreResult<Vec<__p::ChainBounds>> {
-                unimplemented!("audit store: in progress")
+                audit::chains(&self.$read, after, limit)
+                    .await
+                    .map_err(store_error)
             }
 
             async fn audit_events(
                 &self,
-                _user: ::tessera_core::ids::UserId,
-                _after_index: i64,
-                _limit: u32,
+                user: ::tessera_core::ids::UserId,
+                after_index: i64,
+                limit: u32,
             ) -> __p::StoreResult<Vec<__p::ChainedEvent>> {
-                unimplemented!("audit store: in progress")
+                audit::events(&self.$read, user, after_index, limit)
+                    .await
+                    .map_err(store_error)
             }
         }
 

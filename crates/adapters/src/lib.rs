@@ -4,6 +4,7 @@
 //! - `postgres`: [`PgStore`], the production store (several nodes may share it).
 //! - `delegate`: the port traits implemented once over both backends' query modules.
 //! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
+//! - `chain`: the audit chain's appends and retention's prefix rule, shared by both.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
 //! - `notifier`: [`LogNotifier`], notifications as log lines.
 //! - `notify`: the notification channels (SMTP, signed webhook, log) and
@@ -19,6 +20,7 @@
 //! `tessera_app::testkit` (`tests/conformance/`). Migrations live in
 //! `migrations/{sqlite,postgres}` at the workspace root and are embedded at compile time.
 
+mod chain;
 mod clock;
 #[macro_use]
 mod delegate;

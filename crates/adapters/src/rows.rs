@@ -4,9 +4,14 @@
 
 use std::net::IpAddr;
 
-use tessera_app::ports::{MfaChallenge, MfaRecord, RefreshRecord, SealedTotp, SessionRecord};
+use tessera_app::audit::ChainHash;
+use tessera_app::ports::{
+    ChainBounds, ChainedEvent, Delivery, MfaChallenge, MfaRecord, RefreshRecord, SealedTotp,
+    SecurityEvent, SessionRecord,
+};
+use tessera_core::Email;
 use tessera_core::event::EventKind;
-use tessera_core::ids::{DeviceId, DeviceName, Role, SessionId, UserId};
+use tessera_core::ids::{DeviceId, DeviceName, EventId, NotificationId, Role, SessionId, UserId};
 use tessera_core::jwt::Assurance;
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
@@ -40,6 +45,107 @@ impl SealedTotpRow {
             sealed_secret: self.sealed_secret,
             pending_sealed: self.pending_sealed,
         }
+    }
+}
+
+/// An `audit_chains` row (no timestamps, so one row type serves both dialects).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChainRow {
+    user_id: Uuid,
+    checkpoint_index: i64,
+    checkpoint_hash: Vec<u8>,
+    purged: i64,
+    head_index: i64,
+    head_hash: Vec<u8>,
+}
+
+/// The `audit_chains` columns in the order of [`ChainRow`].
+macro_rules! chain_columns {
+    () => {
+        "user_id, checkpoint_index, checkpoint_hash, purged, head_index, head_hash"
+    };
+}
+pub(crate) use chain_columns;
+
+impl ChainRow {
+    pub(crate) fn record(self) -> Result<ChainBounds, CorruptRow> {
+        Ok(ChainBounds {
+            user_id: UserId::from_uuid(self.user_id),
+            checkpoint_index: self.checkpoint_index,
+            checkpoint_hash: chain_hash(&self.checkpoint_hash, "checkpoint_hash")?,
+            purged: u64::try_from(self.purged).map_err(|_| CorruptRow("purged"))?,
+            head_index: self.head_index,
+            head_hash: chain_hash(&self.head_hash, "head_hash")?,
+        })
+    }
+}
+
+/// The chain columns of a `security_events` row, read after the event columns.
+pub(crate) struct ChainColumns {
+    pub chain_index: i64,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+impl ChainColumns {
+    pub(crate) fn into_record(self, event: SecurityEvent) -> Result<ChainedEvent, CorruptRow> {
+        Ok(ChainedEvent {
+            event,
+            index: self.chain_index,
+            prev_hash: chain_hash(&self.prev_hash, "prev_hash")?,
+            hash: chain_hash(&self.hash, "hash")?,
+        })
+    }
+}
+
+pub(crate) fn chain_hash(raw: &[u8], column: &'static str) -> Result<ChainHash, CorruptRow> {
+    ChainHash::from_stored(raw).ok_or(CorruptRow(column))
+}
+
+/// The `notification_outbox` columns a claim returns, in the order of the dialects'
+/// delivery row structs.
+macro_rules! delivery_columns {
+    () => {
+        "id, channel, event_id, user_id, email, kind, at, session_id, ip, user_agent, detail, \
+         sealed_secret, attempts"
+    };
+}
+pub(crate) use delivery_columns;
+
+/// The columns of a claimed `notification_outbox` row, with timestamps already decoded.
+pub(crate) struct DeliveryColumns {
+    pub id: Uuid,
+    pub channel: String,
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub email: String,
+    pub kind: String,
+    pub at: OffsetDateTime,
+    pub session_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: serde_json::Value,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub attempts: i64,
+}
+
+impl DeliveryColumns {
+    pub(crate) fn into_record(self) -> Result<Delivery, CorruptRow> {
+        Ok(Delivery {
+            id: NotificationId::from_uuid(self.id),
+            channel: self.channel,
+            event_id: EventId::from_uuid(self.event_id),
+            user_id: UserId::from_uuid(self.user_id),
+            email: Email::from_stored(self.email),
+            kind: event_kind(&self.kind)?,
+            at: self.at,
+            session_id: self.session_id.map(SessionId::from_uuid),
+            ip: ip(self.ip)?,
+            user_agent: self.user_agent,
+            detail: self.detail,
+            sealed_secret: self.sealed_secret,
+            attempts: u32::try_from(self.attempts).map_err(|_| CorruptRow("attempts"))?,
+        })
     }
 }
 

@@ -2,11 +2,14 @@
 //! every rule that must hold across them (one live session per device, one winner per
 //! rotation) is enforced by the database, not by the process.
 
+mod audit;
 mod error;
 mod events;
 mod keys;
 mod mfa;
+mod outbox;
 mod purge;
+mod resets;
 mod rows;
 mod sessions;
 mod users;
@@ -44,12 +47,40 @@ impl PgStore {
     }
 
     /// Brings the schema up to date with the embedded `migrations/postgres` (an advisory
-    /// lock makes concurrent migrations from several nodes safe).
+    /// lock makes concurrent migrations from several nodes safe), then links into the
+    /// audit chains any events written before they existed (see `audit::link_unchained`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../../migrations/postgres")
             .run(&self.pool)
             .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        audit::link_unchained(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    /// Applies only the migrations numbered below `version`, as an older release would
+    /// have left the schema (for tests of what later migrations do to existing rows).
+    #[cfg(feature = "testing")]
+    pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("../../migrations/postgres");
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect();
+        migrator
+            .run(&self.pool)
+            .await
             .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// The pool, for tests that write rows the way an older release did.
+    #[cfg(feature = "testing")]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// [`connect`](Self::connect), then [`migrate`](Self::migrate).

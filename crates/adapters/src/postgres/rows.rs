@@ -2,14 +2,17 @@
 
 use sqlx::FromRow;
 use sqlx::types::Json;
-use tessera_app::ports::{SecurityEvent, StoredSigningKey, UserRecord};
+use tessera_app::ports::{ChainedEvent, Delivery, SecurityEvent, StoredSigningKey, UserRecord};
 use tessera_core::Email;
 use tessera_core::ids::{EventId, KeyId, SessionId, UserId};
 use tessera_core::password::PasswordHash;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::rows::{self, ChallengeColumns, CorruptRow, MfaColumns, RefreshColumns, SessionColumns};
+use crate::rows::{
+    self, ChainColumns, ChallengeColumns, CorruptRow, DeliveryColumns, MfaColumns, RefreshColumns,
+    SessionColumns,
+};
 
 #[derive(FromRow)]
 pub(super) struct SessionRow {
@@ -194,5 +197,64 @@ impl ChallengeRow {
             expires_at: self.expires_at,
             password_hash: self.password_hash,
         }
+    }
+}
+
+/// An event with its chain columns (`chain_index, prev_hash, hash` after the event's).
+#[derive(FromRow)]
+pub(super) struct ChainedEventRow {
+    #[sqlx(flatten)]
+    event: EventRow,
+    chain_index: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl ChainedEventRow {
+    pub(super) fn record(self) -> Result<ChainedEvent, CorruptRow> {
+        let chain = ChainColumns {
+            chain_index: self.chain_index,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        };
+        chain.into_record(self.event.record()?)
+    }
+}
+
+#[derive(FromRow)]
+pub(super) struct DeliveryRow {
+    id: Uuid,
+    channel: String,
+    event_id: Uuid,
+    user_id: Uuid,
+    email: String,
+    kind: String,
+    at: OffsetDateTime,
+    session_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Json<serde_json::Value>,
+    sealed_secret: Option<Vec<u8>>,
+    attempts: i32,
+}
+
+impl DeliveryRow {
+    pub(super) fn record(self) -> Result<Delivery, CorruptRow> {
+        DeliveryColumns {
+            id: self.id,
+            channel: self.channel,
+            event_id: self.event_id,
+            user_id: self.user_id,
+            email: self.email,
+            kind: self.kind,
+            at: self.at,
+            session_id: self.session_id,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            detail: self.detail.0,
+            sealed_secret: self.sealed_secret,
+            attempts: i64::from(self.attempts),
+        }
+        .into_record()
     }
 }

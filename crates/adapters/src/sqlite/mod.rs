@@ -5,12 +5,15 @@
 //! failing with `SQLITE_BUSY`), and a reader pool for plain reads, which WAL lets run
 //! beside the writer.
 
+mod audit;
 mod error;
 mod events;
 mod keys;
 mod mfa;
 mod micros;
+mod outbox;
 mod purge;
+mod resets;
 mod rows;
 mod sessions;
 mod users;
@@ -74,12 +77,41 @@ impl SqliteStore {
         Ok(Self { writer, reader })
     }
 
-    /// Brings the schema up to date with the embedded `migrations/sqlite`.
+    /// Brings the schema up to date with the embedded `migrations/sqlite`, then links
+    /// into the audit chains any events written before they existed (see
+    /// `audit::link_unchained`).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../../migrations/sqlite")
             .run(&self.writer)
             .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        audit::link_unchained(&self.writer)
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    /// Applies only the migrations numbered below `version`, as an older release would
+    /// have left the schema (for tests of what later migrations do to existing rows).
+    #[cfg(feature = "testing")]
+    pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = sqlx::migrate!("../../migrations/sqlite");
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect();
+        migrator
+            .run(&self.writer)
+            .await
             .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// The writer pool, for tests that write rows the way an older release did.
+    #[cfg(feature = "testing")]
+    pub fn pool(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// [`connect`](Self::connect), then [`migrate`](Self::migrate).

@@ -7,12 +7,21 @@
 //! scan every ended session still holding some. The other tables are one statement each.
 //! Every statement finds its rows through the indexes of migration 0004, and other
 //! writers queue behind one batch at most, never behind a whole purge.
+//!
+//! Security events go only as whole prefixes of their user's audit chain, one user per
+//! transaction, which also moves the chain's checkpoint onto the last event deleted, so
+//! what remains still verifies from there.
 
 use sqlx::SqlitePool;
 use tessera_app::ports::{PurgeCutoffs, PurgeReport};
 
 use super::micros::Micros;
-use super::{BEGIN_WRITE, Db};
+use super::{BEGIN_WRITE, Db, audit};
+use crate::chain::{ChainPoint, purgeable_prefix};
+use crate::rows::CorruptRow;
+use tessera_core::ids::UserId;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 pub(super) async fn expired(
     pool: &SqlitePool,
@@ -30,14 +39,7 @@ pub(super) async fn expired(
         limit,
     )
     .await?;
-    let security_events = delete(
-        pool,
-        "DELETE FROM security_events WHERE rowid IN \
-         (SELECT rowid FROM security_events WHERE at < ?1 LIMIT ?2)",
-        Micros(cutoffs.events_before),
-        limit,
-    )
-    .await?;
+    let security_events = chain_prefixes(pool, cutoffs.events_before, batch).await?;
     Ok(PurgeReport {
         refresh_tokens,
         sessions,
@@ -103,4 +105,75 @@ async fn delete(pool: &SqlitePool, sql: &'static str, before: Micros, limit: i64
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Deletes at most `batch` events in all, each from the front of its user's chain.
+async fn chain_prefixes(pool: &SqlitePool, before: OffsetDateTime, batch: u32) -> Db<u64> {
+    // Users whose first remaining event is old enough, found through the old events
+    // (security_events_by_at) and the chain index, so chains with nothing to purge cost
+    // nothing.
+    let users: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT c.user_id FROM audit_chains c JOIN security_events e \
+         ON e.user_id = c.user_id AND e.chain_index = c.checkpoint_index + 1 \
+         WHERE e.at < ?1 LIMIT ?2",
+    )
+    .bind(Micros(before))
+    .bind(i64::from(batch))
+    .fetch_all(pool)
+    .await?;
+    let mut deleted = 0;
+    for user in users {
+        let room = batch.saturating_sub(u32::try_from(deleted).unwrap_or(u32::MAX));
+        if room == 0 {
+            break;
+        }
+        deleted += chain_prefix(pool, UserId::from_uuid(user), before, room).await?;
+    }
+    Ok(deleted)
+}
+
+async fn chain_prefix(
+    pool: &SqlitePool,
+    user: UserId,
+    before: OffsetDateTime,
+    room: u32,
+) -> Db<u64> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let Some((index, hash)): Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT checkpoint_index, checkpoint_hash FROM audit_chains WHERE user_id = ?1",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        // The user was deleted meanwhile, and the events with them.
+        return Ok(0);
+    };
+    let checkpoint = ChainPoint::from_stored(index, &hash).ok_or(CorruptRow("checkpoint_hash"))?;
+    let events = audit::events(&mut *tx, user, checkpoint.index, room).await?;
+    let Some(to) = purgeable_prefix(checkpoint, &events, before) else {
+        return Ok(0);
+    };
+    let deleted = sqlx::query(
+        "DELETE FROM security_events WHERE user_id = ?1 AND chain_index > ?2 \
+         AND chain_index <= ?3",
+    )
+    .bind(user.as_uuid())
+    .bind(checkpoint.index)
+    .bind(to.index)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE audit_chains SET checkpoint_index = ?2, checkpoint_hash = ?3, \
+         purged = purged + ?4 WHERE user_id = ?1",
+    )
+    .bind(user.as_uuid())
+    .bind(to.index)
+    .bind(&to.hash.as_bytes()[..])
+    .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
 }

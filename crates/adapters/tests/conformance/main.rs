@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chain_migration;
 mod limiters;
 mod migrations;
 mod redis_outage;

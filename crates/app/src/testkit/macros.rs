@@ -77,6 +77,17 @@ macro_rules! store_conformance {
                 purging_removes_expired_challenges_and_old_events_only,
                 a_purge_run_deletes_at_most_a_batch_per_table_and_says_when_more_remain,
                 an_ended_session_with_more_history_than_a_batch_goes_over_several_runs,
+                sixteen_concurrent_events_of_one_user_form_one_unforked_chain,
+                events_of_two_users_form_two_chains_listed_by_user,
+                purging_deletes_only_a_chain_prefix_and_moves_the_checkpoint,
+                an_event_with_a_notice_writes_one_outbox_row_per_channel,
+                a_failed_event_insert_leaves_no_outbox_row,
+                concurrent_claimers_never_get_the_same_row,
+                a_leased_row_is_claimed_again_only_when_its_lease_ends,
+                settling_a_delivery_removes_retries_or_buries_it,
+                a_reset_token_is_taken_exactly_once,
+                a_replaced_reset_token_no_longer_works,
+                an_expired_reset_token_answers_none_and_is_gone,
             }
         }
     };

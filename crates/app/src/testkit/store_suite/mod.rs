@@ -15,26 +15,35 @@
 //!   sealed values only from the bytes read).
 //! - `timestamps`: exact round trips of every stored instant.
 //! - `purge`: retention (what goes, what a live session keeps, the batch bound).
+//! - `audit`: the per-user hash chains, and retention by chain prefix.
+//! - `outbox`: notification rows written with their event, claims, leases, settling.
+//! - `reset`: password-reset tokens.
 
+mod audit;
 mod expiry;
 mod logins;
 mod mfa;
+mod outbox;
 mod purge;
 mod records;
 mod regeneration;
 mod resealing;
+mod reset;
 mod revocation;
 mod rotation;
 mod timestamps;
 mod users;
 
+pub use audit::*;
 pub use expiry::*;
 pub use logins::*;
 pub use mfa::*;
+pub use outbox::*;
 pub use purge::*;
 pub use records::*;
 pub use regeneration::*;
 pub use resealing::*;
+pub use reset::*;
 pub use revocation::*;
 pub use rotation::*;
 pub use timestamps::*;

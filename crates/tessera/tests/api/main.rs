@@ -27,3 +27,4 @@ mod revocation;
 mod rotation;
 mod signin_races;
 mod web;
+mod web_account;

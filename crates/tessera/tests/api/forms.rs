@@ -139,7 +139,32 @@ pub(crate) fn location(res: &reqwest::Response) -> &str {
 }
 
 pub(crate) async fn new_user(app: &TestApp) -> String {
-    let email = format!("web-{}@example.com", uuid::Uuid::new_v4().simple());
+    let email = fresh_address("web");
     app.register(&email, PASSWORD).await;
     email
+}
+
+/// A fresh address nobody has used, `prefix-<random>@example.com`.
+pub(crate) fn fresh_address(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// The text of the page's `role="alert"` error.
+pub(crate) fn alert(html: &str) -> &str {
+    html.split("role=\"alert\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no alert on the page: {html}"))
+}
+
+/// The `Retry-After` of a 429, checked to be a wait of at most an hour.
+pub(crate) fn retry_after(res: &reqwest::Response) -> u64 {
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    retry
 }

@@ -3,10 +3,9 @@
 //! and changes nothing when it refuses.
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::both_backends;
-use crate::forms::{FormClient, location, new_user};
+use crate::forms::{FormClient, alert, fresh_address, location, new_user, retry_after};
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, assert_problem, s};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
@@ -51,20 +50,12 @@ async fn change(
     .await
 }
 
-/// The page's `role="alert"` error text.
-fn alert(html: &str) -> &str {
-    html.split("role=\"alert\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap_or_else(|| panic!("no alert on the page: {html}"))
-}
-
 async fn api_login(app: &TestApp, email: &str, password: &str, device: &str) -> StatusCode {
     app.login(email, password, device).await.status()
 }
 
 async fn signing_up_creates_the_account_and_signs_this_browser_in(app: TestApp) {
-    let email = format!("new-{}@example.com", uuid::Uuid::new_v4().simple());
+    let email = fresh_address("new");
     let mut web = FormClient::new(&app);
     let res = sign_up(&mut web, &email, PASSWORD, PASSWORD).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -128,7 +119,7 @@ async fn the_signup_page_refuses_passwords_out_of_bounds_or_typed_differently() 
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let email = format!("new-{}@example.com", uuid::Uuid::new_v4().simple());
+    let email = fresh_address("new");
     let long = "x".repeat(257);
     let mut web = FormClient::new(&app);
     for (password, confirm, says) in [
@@ -178,15 +169,9 @@ async fn the_signup_page_answers_429_with_the_wait_after_ten_attempts_from_one_n
         let res = sign_up(&mut web, &taken, PASSWORD, PASSWORD).await;
         assert_eq!(res.status(), StatusCode::CONFLICT);
     }
-    let fresh = format!("new-{}@example.com", uuid::Uuid::new_v4().simple());
+    let fresh = fresh_address("new");
     let res = sign_up(&mut web, &fresh, PASSWORD, PASSWORD).await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=3600).contains(&retry), "{retry}");
+    retry_after(&res);
     let html = res.text().await.unwrap();
     assert!(
         alert(&html).starts_with("Too many sign-ups from your network. Try again in"),
@@ -205,7 +190,7 @@ async fn the_new_forms_refuse_a_missing_or_forged_csrf_token_and_change_nothing(
         return;
     };
     let email = new_user(&app).await;
-    let fresh = format!("new-{}@example.com", uuid::Uuid::new_v4().simple());
+    let fresh = fresh_address("new");
     let mut web = FormClient::new(&app);
     web.get("/signup").await;
     for token in ["", "forged-but-well-formed-aaaaaaaaaaaaaaaaaaaaaaaaa"] {
@@ -231,12 +216,7 @@ async fn the_new_forms_refuse_a_missing_or_forged_csrf_token_and_change_nothing(
     );
 
     // Signed in, a forged password change leaves the password and the other device alone.
-    let other: Value = app
-        .login(&email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other = app.login_ok(&email, PASSWORD, "phone").await;
     assert_eq!(web.sign_in(&email).await.status(), StatusCode::SEE_OTHER);
     for token in ["", "forged-but-well-formed-aaaaaaaaaaaaaaaaaaaaaaaaa"] {
         let res = web
@@ -276,12 +256,7 @@ async fn the_new_forms_refuse_a_missing_or_forged_csrf_token_and_change_nothing(
 
 async fn changing_the_password_signs_out_the_other_devices_and_keeps_this_one(app: TestApp) {
     let email = new_user(&app).await;
-    let other: Value = app
-        .login(&email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let other = app.login_ok(&email, PASSWORD, "phone").await;
     let mut web = FormClient::new(&app);
     web.sign_in(&email).await;
 

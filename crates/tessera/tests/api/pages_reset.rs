@@ -6,10 +6,9 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use tessera_adapters::notify::testing::ReceivedMail;
 
-use crate::forms::{FormClient, location, new_user};
+use crate::forms::{FormClient, alert, fresh_address, location, new_user, retry_after};
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off};
 use crate::notify::spawn_with_sink;
 
@@ -49,13 +48,6 @@ async fn reset(web: &mut FormClient, token: &str, new: &str, confirm: &str) -> r
     .await
 }
 
-fn alert(html: &str) -> &str {
-    html.split("role=\"alert\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap_or_else(|| panic!("no alert on the page: {html}"))
-}
-
 /// The page a link that cannot work gets: 400, a way to a new link, nothing echoed.
 async fn assert_unusable_link(res: reqwest::Response, echoed: &str) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
@@ -77,7 +69,7 @@ async fn asking_for_a_link_answers_the_same_page_for_a_known_and_an_unknown_addr
     };
     let known = new_user(&app).await;
     // Same length, so the pages can be compared byte for byte once each is named.
-    let unknown = format!("web-{}@example.com", uuid::Uuid::new_v4().simple());
+    let unknown = fresh_address("web");
     let mut web = FormClient::new(&app);
     let mut pages = Vec::new();
     for email in [&unknown, &known] {
@@ -102,7 +94,7 @@ async fn asking_for_links_too_often_shows_the_wait() {
         return;
     };
     let mut web = FormClient::new(&app);
-    let address = format!("someone-{}@example.com", uuid::Uuid::new_v4().simple());
+    let address = fresh_address("someone");
     for _ in 0..3 {
         assert_eq!(
             ask_for_link(&mut web, &address).await.status(),
@@ -110,13 +102,7 @@ async fn asking_for_links_too_often_shows_the_wait() {
         );
     }
     let res = ask_for_link(&mut web, &address).await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=3600).contains(&retry), "{retry}");
+    retry_after(&res);
     let html = res.text().await.unwrap();
     assert!(
         alert(&html).starts_with("Too many reset requests. Try again in"),
@@ -218,12 +204,7 @@ async fn resetting_through_the_emailed_link_signs_every_device_out(backend: Back
         return;
     };
     let email = new_user(&app).await;
-    let phone: Value = app
-        .login(&email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let phone = app.login_ok(&email, PASSWORD, "phone").await;
     // This browser is signed in too, and asks for the link itself.
     let mut web = FormClient::new(&app);
     web.sign_in(&email).await;

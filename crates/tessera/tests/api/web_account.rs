@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use crate::browser::Browser;
 use crate::helpers::{Backend, PASSWORD, assert_cut_off};
@@ -85,12 +84,7 @@ async fn a_user_changes_the_password_and_signs_in_again_with_the_new_one() {
     let Some((app, email, browser)) = set_up().await else {
         return;
     };
-    let phone: Value = app
-        .login(&email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let phone = app.login_ok(&email, PASSWORD, "phone").await;
     sign_in(&browser, &app, &email).await;
     browser.click_and_wait("#change-password-link").await;
     assert_eq!(browser.path().await, "/account/password");
@@ -138,12 +132,7 @@ async fn a_user_resets_a_forgotten_password_from_the_emailed_link() {
     };
     let email = "ana@example.com";
     app.register(email, PASSWORD).await;
-    let phone: Value = app
-        .login(email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let phone = app.login_ok(email, PASSWORD, "phone").await;
     let Some(browser) = Browser::start().await else {
         return;
     };

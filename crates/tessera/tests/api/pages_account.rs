@@ -440,3 +440,27 @@ async fn the_new_pages_carry_the_strict_content_security_policy_and_label_their_
         .await;
     assert_problem(res, 400, "invalid_request").await;
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_on_the_page_are_throttled_and_the_wait_is_shown() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
+        return;
+    };
+    let email = new_user(&app).await;
+    let mut web = FormClient::new(&app);
+    web.sign_in(&email).await;
+    for attempt in 1..=5 {
+        let res = change(&mut web, "a wrong guess", NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    // Now even the right password waits: nothing is checked until the window has room.
+    let res = change(&mut web, PASSWORD, NEW_PASSWORD, NEW_PASSWORD).await;
+    retry_after(&res);
+    let html = res.text().await.unwrap();
+    assert!(
+        alert(&html).starts_with("Too many failed attempts. Try again in"),
+        "{html}"
+    );
+    assert_eq!(app.count_events("password_changed").await, 0);
+    assert_eq!(api_login(&app, &email, PASSWORD, "d").await, StatusCode::OK);
+}

@@ -193,6 +193,25 @@ async fn a_broken_or_unknown_link_shows_a_page_that_offers_a_new_one() {
     assert_unusable_link(res, "<script>").await;
     let res = reset(&mut web, UNKNOWN_TOKEN, NEW_PASSWORD, NEW_PASSWORD).await;
     assert_unusable_link(res, UNKNOWN_TOKEN).await;
+    // A post from another site is refused before any page handler, token or not.
+    let csrf = web.cookie("__Host-tessera_csrf").unwrap();
+    let res = web
+        .post_raw(
+            "/reset-password",
+            &[
+                ("csrf", csrf.as_str()),
+                ("token", UNKNOWN_TOKEN),
+                ("new_password", NEW_PASSWORD),
+                ("confirm_password", NEW_PASSWORD),
+            ],
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
 }
 
 fn urlencode(s: &str) -> String {

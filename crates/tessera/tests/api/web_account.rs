@@ -3,14 +3,12 @@
 //! signing in again. Every page leaves a screenshot in `target/e2e-screenshots/`, at
 //! desktop and at phone width.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
 
 use crate::browser::Browser;
 use crate::helpers::{Backend, PASSWORD, assert_cut_off};
 use crate::notify::spawn_with_sink;
-use crate::pages_reset::reset_token;
+use crate::pages_reset::reset_link;
 use crate::web::{
     ENTER, TAB, assert_fits_and_labelled, assert_no_token_visible_to_js, response_status, set_up,
     sign_in, submit_login,
@@ -148,15 +146,9 @@ async fn a_user_resets_a_forgotten_password_from_the_emailed_link() {
     browser.screenshot("forgot-password-sent").await;
 
     // The email's link names the public URL (TESSERA_ISSUER); here it is the test server.
-    let mails = sink.wait_for(1, Duration::from_secs(30)).await;
-    let mail = mails.iter().find(|m| m.rcpt_to == [email]).unwrap();
-    let token = reset_token(mail);
+    let (token, text) = reset_link(&sink, email).await;
     let link = format!("/reset-password?token={token}");
-    assert!(
-        mail.part("text/plain")
-            .unwrap()
-            .contains(&format!("https://auth.test{link}"))
-    );
+    assert!(text.contains(&format!("https://auth.test{link}")), "{text}");
     browser.open(&app, &link).await;
     assert_eq!(browser.text("h1").await, "Choose a new password");
     assert_eq!(browser.focused_id().await, "new-password");

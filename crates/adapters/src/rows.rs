@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use tessera_app::audit::ChainHash;
 use tessera_app::ports::{
-    ChainBounds, ChainedEvent, Delivery, MfaChallenge, MfaRecord, RefreshRecord, SealedTotp,
-    SecurityEvent, SessionRecord,
+    ChainBounds, ChainedEvent, Delivery, MfaChallenge, MfaRecord, PendingReset, RefreshRecord,
+    SealedTotp, SecurityEvent, SessionRecord,
 };
 use tessera_core::Email;
 use tessera_core::event::EventKind;
@@ -147,6 +147,21 @@ impl DeliveryColumns {
             attempts: u32::try_from(self.attempts).map_err(|_| CorruptRow("attempts"))?,
         })
     }
+}
+
+/// A deleted `password_resets` row, as `take_reset_token` answers it: an expired one is
+/// gone all the same, but gives nothing.
+pub(crate) fn taken_reset(
+    user: Uuid,
+    created_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Option<PendingReset> {
+    (expires_at > now).then(|| PendingReset {
+        user_id: UserId::from_uuid(user),
+        created_at,
+        expires_at,
+    })
 }
 
 /// The `sessions` columns every session query selects (table alias `s`), in the order of

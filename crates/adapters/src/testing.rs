@@ -149,3 +149,18 @@ fn drop_postgres(server: String, name: String) {
         Err(_) => eprintln!("the thread dropping a test database panicked"),
     }
 }
+
+/// `migrator` without the migrations numbered `version` and later: the schema an older
+/// release left, for tests of what later migrations do to existing rows.
+pub(crate) fn migrations_before(
+    mut migrator: sqlx::migrate::Migrator,
+    version: i64,
+) -> sqlx::migrate::Migrator {
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect();
+    migrator
+}

@@ -1,4 +1,4 @@
-//! Administration: MFA reset, session revocation, roles. The HTTP endpoints call these
+//! Administration: MFA reset, session revocation, roles, reading a user's events. The HTTP endpoints call these
 //! after the caller passed the `admin.*` policy; the CLI calls them as an operator on the
 //! server host. Every action is recorded on the target user with who did it and why.
 
@@ -9,7 +9,7 @@ use tessera_core::session::RevokeReason;
 
 use crate::app::{App, NoticeContent, RequestContext};
 use crate::error::AppError;
-use crate::ports::{Store, UserRecord};
+use crate::ports::{SecurityEvent, Store, UserRecord};
 
 /// Who performed an administrative action.
 #[derive(Debug, Clone)]
@@ -51,6 +51,20 @@ impl<S: Store> App<S> {
             .get_user_by_email(email)
             .await?
             .ok_or(AppError::NotFound)
+    }
+
+    /// The target's security events, newest first (the same list the user sees).
+    pub async fn admin_user_events(
+        &self,
+        actor: &Actor,
+        target: UserId,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, AppError> {
+        let user = self.find_user(target).await?;
+        let events = self.events_of(user.id, limit).await?;
+        // Reading someone's trail is itself worth a trace, though not an event of theirs.
+        tracing::info!(target_user = %user.id, actor = ?actor, "security events read by an administrator");
+        Ok(events)
     }
 
     /// Removes the user's TOTP factor and recovery codes and ends all their sessions.

@@ -2,7 +2,7 @@
 //! the caller's recent security events.
 
 use tessera_core::event::EventKind;
-use tessera_core::ids::SessionId;
+use tessera_core::ids::{SessionId, UserId};
 use tessera_core::session::{Liveness, RevokeReason};
 
 use crate::app::{App, NoticeContent, RequestContext, device_shown};
@@ -143,12 +143,21 @@ impl<S: Store> App<S> {
         who: &Principal,
         limit: u32,
     ) -> Result<Vec<SecurityEvent>, AppError> {
+        self.events_of(who.user_id, limit).await
+    }
+
+    /// A user's security events, newest first, `limit` of them (1 to `MAX_EVENTS`).
+    pub(crate) async fn events_of(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<SecurityEvent>, AppError> {
         if !(1..=MAX_EVENTS).contains(&limit) {
             return Err(AppError::invalid(
                 "limit",
                 format!("must be 1 to {MAX_EVENTS}"),
             ));
         }
-        Ok(self.store.list_events(who.user_id, limit).await?)
+        Ok(self.store.list_events(user, limit).await?)
     }
 }

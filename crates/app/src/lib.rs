@@ -15,6 +15,7 @@
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
 //! - `retention`: purging ended sessions, expired challenges and old events.
+//! - `audit`, `audit_verify`: the security events' hash chains and walking them.
 //! - `testkit` (feature): the conformance suites and a manual clock.
 
 pub mod ports;
@@ -25,6 +26,7 @@ pub mod testkit;
 mod admin;
 mod app;
 pub mod audit;
+pub mod audit_verify;
 mod authorize;
 mod devices;
 pub mod error;

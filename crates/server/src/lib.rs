@@ -41,6 +41,7 @@ pub use state::AppState;
         api::authorize::authorize,
         api::sessions::list, api::sessions::revoke, api::sessions::revoke_others, api::sessions::events,
         api::admin::mfa_reset, api::admin::revoke_sessions, api::admin::set_roles,
+        api::admin::security_events,
         api::ops::healthz, api::ops::readyz, api::ops::metrics, api::ops::jwks, api::ops::openapi_json,
     ),
     components(schemas(problem::ProblemBody, problem::ProblemCode)),

@@ -3,10 +3,12 @@
 //! - `cli`: the command line. `config`: settings from defaults, file and environment.
 //! - `master_key`: loading or creating the key that seals secrets at rest.
 //! - `retention`: the background purge and `tessera admin purge`.
+//! - `audit`: `tessera admin verify-audit`.
 //! - `startup`: adapters from configuration, binding, graceful shutdown.
 //! - `edge`: the serve loop that bounds every client (deadlines, connection cap).
 //! - `telemetry`: logging.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod edge;

@@ -64,14 +64,7 @@ impl PgStore {
     /// have left the schema (for tests of what later migrations do to existing rows).
     #[cfg(feature = "testing")]
     pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("../../migrations/postgres");
-        migrator.migrations = migrator
-            .migrations
-            .iter()
-            .filter(|m| m.version < version)
-            .cloned()
-            .collect();
-        migrator
+        crate::testing::migrations_before(sqlx::migrate!("../../migrations/postgres"), version)
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))

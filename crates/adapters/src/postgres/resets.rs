@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Db;
+use crate::rows::taken_reset;
 
 pub(super) async fn replace(
     pool: &PgPool,
@@ -45,10 +46,5 @@ pub(super) async fn take(
     .fetch_optional(pool)
     .await?;
     Ok(row
-        .filter(|&(_, _, expires_at)| expires_at > now)
-        .map(|(user, created_at, expires_at)| PendingReset {
-            user_id: UserId::from_uuid(user),
-            created_at,
-            expires_at,
-        }))
+        .and_then(|(user, created_at, expires_at)| taken_reset(user, created_at, expires_at, now)))
 }

@@ -95,14 +95,7 @@ impl SqliteStore {
     /// have left the schema (for tests of what later migrations do to existing rows).
     #[cfg(feature = "testing")]
     pub async fn migrate_before(&self, version: i64) -> Result<(), StoreError> {
-        let mut migrator = sqlx::migrate!("../../migrations/sqlite");
-        migrator.migrations = migrator
-            .migrations
-            .iter()
-            .filter(|m| m.version < version)
-            .cloned()
-            .collect();
-        migrator
+        crate::testing::migrations_before(sqlx::migrate!("../../migrations/sqlite"), version)
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Db;
 use super::micros::Micros;
+use crate::rows::taken_reset;
 
 pub(super) async fn replace(
     pool: &SqlitePool,
@@ -45,11 +46,7 @@ pub(super) async fn take(
     .bind(&hash.as_bytes()[..])
     .fetch_optional(pool)
     .await?;
-    Ok(row.filter(|&(_, _, expires_at)| expires_at.0 > now).map(
-        |(user, created_at, expires_at)| PendingReset {
-            user_id: UserId::from_uuid(user),
-            created_at: created_at.0,
-            expires_at: expires_at.0,
-        },
-    ))
+    Ok(row.and_then(|(user, created_at, expires_at)| {
+        taken_reset(user, created_at.0, expires_at.0, now)
+    }))
 }

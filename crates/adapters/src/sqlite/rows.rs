@@ -253,7 +253,7 @@ impl DeliveryRow {
             user_agent: self.user_agent,
             detail: self.detail.0,
             sealed_secret: self.sealed_secret,
-            attempts: i64::from(self.attempts),
+            attempts: self.attempts,
         }
         .into_record()
     }

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_app::ports::Store;
@@ -11,7 +11,8 @@ use tessera_app::{Actor, AppError, Principal};
 use tessera_core::ids::{Role, UserId};
 use utoipa::ToSchema;
 
-use crate::extract::{ApiJson, Context, CurrentSession};
+use crate::api::sessions::{EventList, EventsQuery};
+use crate::extract::{ApiJson, ApiQuery, Context, CurrentSession};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
 
@@ -23,6 +24,10 @@ pub fn router<S: Store>() -> Router<AppState<S>> {
             post(revoke_sessions::<S>),
         )
         .route("/v1/admin/users/{user_id}/roles", post(set_roles::<S>))
+        .route(
+            "/v1/admin/users/{user_id}/security-events",
+            get(security_events::<S>),
+        )
 }
 
 /// The admin may act, and names an existing user.
@@ -135,4 +140,29 @@ pub async fn set_roles<S: Store>(
     Ok(Json(RolesBody {
         roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
     }))
+}
+
+/// A user's security events, newest first: the same list the user reads for themself.
+#[utoipa::path(get, path = "/v1/admin/users/{user_id}/security-events", tag = "admin", security(("bearer" = [])),
+    params(("user_id" = String, Path, description = "The user's id"), EventsQuery),
+    responses(
+        (status = 200, body = EventList),
+        (status = 400, description = "`invalid_request` (limit)", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 401, description = "`step_up_required`, `unauthorized`, `session_revoked`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `mfa_enrollment_required`", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub async fn security_events<S: Store>(
+    State(state): State<AppState<S>>,
+    CurrentSession(who): CurrentSession,
+    Path(user_id): Path<String>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<EventList>, Problem> {
+    // The admin check comes first: a non-admin learns nothing, not even a bad limit.
+    let target = admit(&state, &who, "admin.security_events", &user_id).await?;
+    let events = state
+        .app
+        .admin_user_events(&Actor::Admin(who.user_id), target, query.limit()?)
+        .await?;
+    Ok(Json(EventList::from(events)))
 }

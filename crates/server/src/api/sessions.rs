@@ -181,14 +181,26 @@ pub async fn events<S: Store>(
     CurrentSession(who): CurrentSession,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventList>, Problem> {
-    let limit = match query.limit.as_deref() {
-        None => 50,
-        Some(raw) => raw
-            .parse::<u32>()
-            .map_err(|_| AppError::invalid("limit", "must be a whole number from 1 to 200"))?,
-    };
-    let events = state.app.my_events(&who, limit).await?;
-    Ok(Json(EventList {
-        events: events.into_iter().map(EventView::from).collect(),
-    }))
+    let events = state.app.my_events(&who, query.limit()?).await?;
+    Ok(Json(EventList::from(events)))
+}
+
+impl EventsQuery {
+    /// The `limit` asked for (50 when absent); its range is the use case's to check.
+    pub(crate) fn limit(&self) -> Result<u32, AppError> {
+        match self.limit.as_deref() {
+            None => Ok(50),
+            Some(raw) => raw
+                .parse::<u32>()
+                .map_err(|_| AppError::invalid("limit", "must be a whole number from 1 to 200")),
+        }
+    }
+}
+
+impl From<Vec<SecurityEvent>> for EventList {
+    fn from(events: Vec<SecurityEvent>) -> Self {
+        Self {
+            events: events.into_iter().map(EventView::from).collect(),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod account;
+mod audit;
 mod auth;
 mod binding;
 mod browser;

@@ -132,6 +132,7 @@ async fn the_openapi_document_lists_every_endpoint_and_every_problem_code() {
         ("post", "/v1/admin/users/{user_id}/mfa/reset"),
         ("post", "/v1/admin/users/{user_id}/sessions/revoke"),
         ("post", "/v1/admin/users/{user_id}/roles"),
+        ("get", "/v1/admin/users/{user_id}/security-events"),
         ("get", "/v1/me"),
         ("post", "/v1/me/password"),
         ("get", "/.well-known/jwks.json"),

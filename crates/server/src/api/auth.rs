@@ -60,10 +60,7 @@ pub async fn register<S: Store>(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), Problem> {
     let result = state.app.register(&body.email, body.password, &ctx).await;
-    state.metrics.inc(
-        "tessera_registrations_total",
-        &[("outcome", outcome(&result))],
-    );
+    observe_registration(&state, &result);
     let user = result?;
     Ok((
         StatusCode::CREATED,
@@ -282,6 +279,14 @@ pub(crate) fn observe_login<S, T>(state: &AppState<S>, result: &Result<T, AppErr
         .metrics
         .inc("tessera_logins_total", &[("outcome", outcome(result))]);
     count_rate_limited(state, result);
+}
+
+/// Counts a registration by outcome (the API's and the sign-up page's alike).
+pub(crate) fn observe_registration<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
+    state.metrics.inc(
+        "tessera_registrations_total",
+        &[("outcome", outcome(result))],
+    );
 }
 
 /// Counts an MFA code check by step and outcome (and a refusal by its budget).

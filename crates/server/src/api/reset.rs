@@ -96,7 +96,7 @@ pub async fn complete<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn observe<S>(state: &AppState<S>, step: &'static str, result: &Result<(), AppError>) {
+pub(crate) fn observe<S>(state: &AppState<S>, step: &'static str, result: &Result<(), AppError>) {
     state.metrics.inc(
         "tessera_password_resets_total",
         &[("step", step), ("outcome", outcome(result))],

@@ -18,7 +18,8 @@ use super::cookies::{CheckedForm, NoFields, csrf_token};
 use super::login::CodeForm;
 use super::session::{access_cookie, to_account};
 use super::views::{
-    AccountSecurityPage, DeviceRow, EventRow, Failure, MfaSetupPage, RecoveryCodesPage, page,
+    AccountSecurityPage, DeviceRow, EventRow, Failure, MfaSetupPage, NoticeQuery,
+    RecoveryCodesPage, notice, page, page_after,
 };
 use crate::api::auth::observe_mfa;
 use crate::api::field;
@@ -28,25 +29,7 @@ use crate::state::AppState;
 /// Events listed under "Recent security activity".
 const RECENT_EVENTS: u32 = 20;
 
-#[derive(Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    notice: Option<String>,
-}
-
-/// The confirmation shown after a redirect. Only these fixed sentences can appear: the
-/// query string picks one, it is never echoed.
-fn notice(key: Option<&str>) -> Option<&'static str> {
-    Some(match key? {
-        "device-revoked" => "That device has been signed out.",
-        "device-gone" => "That device was already signed out.",
-        "others-revoked" => "All your other devices have been signed out.",
-        "mfa-disabled" => "Two-step verification is off.",
-        _ => return None,
-    })
-}
-
-fn with_notice(key: &str) -> Redirect {
+pub(super) fn with_notice(key: &str) -> Redirect {
     Redirect::to(&format!("{ACCOUNT_PATH}?notice={key}"))
 }
 
@@ -94,10 +77,7 @@ async fn account_page<S: Store>(
         notice,
         error: failure.as_ref().map(|f| f.message.clone()),
     };
-    let res = match &failure {
-        Some(f) => f.respond(&view),
-        None => page(StatusCode::OK, &view),
-    };
+    let res = page_after(failure.as_ref(), &view);
     (jar, res).into_response()
 }
 

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use tessera_app::ports::Store;
-use tessera_app::{AppError, DeviceTokenInput, LoginInput, LoginOutcome, Principal, SecondFactor};
+use tessera_app::{
+    AppError, DeviceTokenInput, LoginInput, LoginOutcome, Principal, RequestContext, SecondFactor,
+};
 use tessera_core::Email;
 use tessera_core::ids::DeviceId;
 use tessera_core::password::Password;
@@ -22,10 +24,10 @@ use super::session::{
     BrowserSession, BrowserTokens, browser_principal, continue_page, may_rotate, to_account,
     with_session_cookies, without_session_cookies,
 };
-use super::views::{Failure, LoginMfaPage, LoginPage, page};
+use super::views::{Failure, LoginMfaPage, LoginPage, NoticeQuery, notice, page};
 use crate::api::auth::{observe_login, observe_mfa};
 use crate::api::field;
-use crate::extract::Context;
+use crate::extract::{ApiQuery, Context};
 use crate::state::AppState;
 
 const MFA_STEP_PATH: &str = "/login/mfa";
@@ -49,6 +51,7 @@ pub async fn login_get<S: Store>(
     Context(ctx): Context,
     headers: HeaderMap,
     jar: CookieJar,
+    ApiQuery(query): ApiQuery<NoticeQuery>,
 ) -> Response {
     // Already signed in: nothing to do here.
     match browser_principal(&state, &jar, &ctx, may_rotate(&headers)).await {
@@ -65,6 +68,7 @@ pub async fn login_get<S: Store>(
         csrf,
         email: String::new(),
         error: None,
+        notice: notice(query.notice.as_deref()),
     };
     (jar, page(StatusCode::OK, &form)).into_response()
 }
@@ -76,35 +80,62 @@ pub async fn login_post<S: Store>(
     jar: CookieJar,
     CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Response {
+    match password_sign_in(&state, &ctx, &headers, jar, &form.email, form.password).await {
+        Ok(signed_in) => signed_in,
+        Err((jar, e)) => {
+            let (jar, csrf) = csrf_token(jar);
+            let failure = Failure::from_error(e);
+            let form = LoginPage {
+                csrf,
+                email: form.email,
+                error: Some(failure.message.clone()),
+                notice: None,
+            };
+            (jar, failure.respond(&form)).into_response()
+        }
+    }
+}
+
+/// Signs this browser in with an email and password (`/login`, and `/signup` right after
+/// the account is created): on to the account page, or to the code step. The refusal
+/// comes back with the jar, for the caller's page to say why.
+pub(super) async fn password_sign_in<S: Store>(
+    state: &AppState<S>,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    jar: CookieJar,
+    email: &str,
+    password: String,
+) -> Result<Response, (CookieJar, AppError)> {
     // Someone else signing in on this browser ends the session it still holds, rather than
     // leaving it live and listed on the other account.
     // (A cross-site post never gets here: the CSRF layer refuses it before.)
     if let Ok(BrowserSession::SignedIn(previous, _)) =
-        browser_principal(&state, &jar, &ctx, may_rotate(&headers)).await
+        browser_principal(state, &jar, ctx, may_rotate(headers)).await
     {
-        state.app.logout(&previous, &ctx).await.ok();
+        state.app.logout(&previous, ctx).await.ok();
     }
     let (jar, device) = device_id(jar);
     let result = async {
         let input = LoginInput {
-            email: Email::parse(&form.email).map_err(field("email"))?,
-            password: Password::presented(form.password).map_err(field("password"))?,
+            email: Email::parse(email).map_err(field("email"))?,
+            password: Password::presented(password).map_err(field("password"))?,
             device_id: DeviceId::parse(&device).map_err(field("device_id"))?,
             device_name: None,
             device_token: jar
                 .get(KNOWN_DEVICE)
                 .map(|c| DeviceTokenInput(c.value().to_owned())),
         };
-        state.app.login(input, &ctx).await
+        state.app.login(input, ctx).await
     }
     .await;
-    observe_login(&state, &result);
+    observe_login(state, &result);
     match result {
         Ok(LoginOutcome::Authenticated(mut tokens)) => {
             let jar = with_known_device(jar, tokens.device_token.take());
             let jar = with_session_cookies(jar, &state.app, &BrowserTokens::from(tokens))
                 .add(expired(MFA));
-            (jar, to_account()).into_response()
+            Ok((jar, to_account()).into_response())
         }
         Ok(LoginOutcome::MfaRequired(pending)) => {
             let cookie = host_cookie(
@@ -112,18 +143,9 @@ pub async fn login_post<S: Store>(
                 pending.mfa_token.expose(),
                 Some(time::Duration::seconds(pending.expires_in)),
             );
-            (jar.add(cookie), Redirect::to(MFA_STEP_PATH)).into_response()
+            Ok((jar.add(cookie), Redirect::to(MFA_STEP_PATH)).into_response())
         }
-        Err(e) => {
-            let (jar, csrf) = csrf_token(jar);
-            let failure = Failure::from_error(e);
-            let form = LoginPage {
-                csrf,
-                email: form.email,
-                error: Some(failure.message.clone()),
-            };
-            (jar, failure.respond(&form)).into_response()
-        }
+        Err(e) => Err((jar, e)),
     }
 }
 
@@ -170,6 +192,7 @@ pub async fn login_mfa_post<S: Store>(
                 csrf,
                 email: String::new(),
                 error: Some(failure.message.clone()),
+                notice: None,
             };
             (jar, failure.respond(&form)).into_response()
         }

@@ -7,13 +7,19 @@
 //! - `flight`: work (a rotation) that requests for the same key share, owned by a task.
 //! - `login`: `/login`, `/login/mfa`, `/logout`.
 //! - `account`: `/account/security` and its forms.
+//! - `signup`: `/signup`.
+//! - `password`: `/account/password` (change, signed in).
+//! - `reset`: `/forgot-password` and `/reset-password` (the emailed link).
 //! - `views`: the page templates (`crates/server/templates`) and what they list.
 
 pub mod account;
 pub mod cookies;
 pub mod flight;
 pub mod login;
+pub mod password;
+pub mod reset;
 pub mod session;
+pub mod signup;
 pub mod views;
 
 #[cfg(test)]
@@ -69,6 +75,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
             "/account/security/sessions/{session_id}/revoke",
             post(account::revoke_post::<S>),
         )
+        .route(
+            "/account/password",
+            get(password::account_password_get).post(password::account_password_post::<S>),
+        )
         .route("/logout", post(login::logout_post::<S>))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
@@ -82,6 +92,18 @@ pub fn router<S: Store>(state: AppState<S>) -> Router<AppState<S>> {
         .route(
             "/login/mfa",
             get(login::login_mfa_get).post(login::login_mfa_post::<S>),
+        )
+        .route(
+            "/signup",
+            get(signup::signup_get::<S>).post(signup::signup_post::<S>),
+        )
+        .route(
+            "/forgot-password",
+            get(reset::forgot_password_get).post(reset::forgot_password_post::<S>),
+        )
+        .route(
+            "/reset-password",
+            get(reset::reset_password_get).post(reset::reset_password_post::<S>),
         )
         .merge(account)
         .layer(CsrfLayer::new().with_rejection_response(cross_site_refused))

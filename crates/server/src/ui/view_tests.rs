@@ -207,6 +207,7 @@ fn recovery_codes_appear_only_on_the_confirm_page() {
             csrf: CSRF.into(),
             email: String::new(),
             error: None,
+            notice: None,
         }
         .render()
         .unwrap(),
@@ -254,6 +255,7 @@ fn a_login_error_is_announced_and_the_email_is_kept() {
         csrf: CSRF.into(),
         email: "ana\"@example.com".into(),
         error: Some("Too many failed attempts. Try again in 10 minutes.".into()),
+        notice: None,
     }
     .render()
     .unwrap();

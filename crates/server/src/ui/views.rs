@@ -6,6 +6,7 @@
 use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 use tessera_app::ports::SecurityEvent;
 use tessera_app::{AppError, DeviceSession};
 use tessera_core::event::EventKind;
@@ -46,6 +47,31 @@ impl Failure {
         }
     }
 
+    /// As `from_error`, with a spent budget named for what it counts (`what`: "Too many
+    /// sign-ups from your network"), since not every budget counts failed attempts.
+    pub fn from_error_counting(e: AppError, what: &str) -> Self {
+        let limited = match &e {
+            AppError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut failure = Self::from_error(e);
+        if let Some(secs) = limited {
+            failure.message = format!("{what}. Try again in {}.", wait(secs));
+        }
+        failure
+    }
+
+    /// The two copies of a new password differ (`field`: the second copy's form name).
+    /// A 400 like any field out of bounds; checked before anything else, since a typo in
+    /// either copy would lock the person out.
+    pub fn passwords_differ(field: &'static str) -> Self {
+        let mut failure = Self::from_error(AppError::invalid(field, "does not match"));
+        failure.message = "The two passwords differ. Type the same password twice.".into();
+        failure
+    }
+
     /// `page` with this failure's status and `Retry-After`.
     pub fn respond<T: Template>(&self, template: &T) -> Response {
         let mut res = page(self.status, template);
@@ -65,7 +91,10 @@ fn message_for(e: &AppError) -> String {
             "Too many failed attempts. Try again in {}.",
             wait(*retry_after_secs)
         ),
-        AppError::InvalidField { field, reason } => format!("The {field} {reason}."),
+        // `new_password` reads "new password": the JSON name, for people.
+        AppError::InvalidField { field, reason } => {
+            format!("The {} {reason}.", field.replace('_', " "))
+        }
         AppError::InvalidMfaCode => "That code is wrong, expired or already used.".into(),
         AppError::InvalidMfaToken => "Your sign-in took too long. Please start again.".into(),
         AppError::SessionRevoked | AppError::SessionExpired => {
@@ -75,8 +104,36 @@ fn message_for(e: &AppError) -> String {
         AppError::MfaNotEnabled => "Two-step verification is off.".into(),
         AppError::NoPendingSetup => "Start the set-up again: it was replaced or finished.".into(),
         AppError::NotFound => "That device is no longer signed in.".into(),
+        AppError::EmailTaken => "An account with this email address already exists.".into(),
+        AppError::Overloaded { retry_after_secs } => format!(
+            "The service is busy right now. Try again in {}.",
+            wait(*retry_after_secs)
+        ),
         _ => "Something went wrong on our side. It has been logged; please try again.".into(),
     }
+}
+
+/// The `?notice=` of a page reached by a redirect after a form.
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The confirmation a page shows after a redirect. Only these fixed sentences can appear:
+/// the query string picks one, it is never echoed.
+pub fn notice(key: Option<&str>) -> Option<&'static str> {
+    Some(match key? {
+        "device-revoked" => "That device has been signed out.",
+        "device-gone" => "That device was already signed out.",
+        "others-revoked" => "All your other devices have been signed out.",
+        "mfa-disabled" => "Two-step verification is off.",
+        "password-changed" => {
+            "Your password has been changed. Every other device has been signed out."
+        }
+        "account-created" => "Your account has been created. Sign in to continue.",
+        _ => return None,
+    })
 }
 
 /// "45 seconds", "1 minute", "10 minutes" (rounded up: never tell someone to retry early).
@@ -92,6 +149,14 @@ pub fn wait(secs: u64) -> String {
                 format!("{minutes} minutes")
             }
         }
+    }
+}
+
+/// The form page again after `failure`, or the page as asked for (200).
+pub fn page_after<T: Template>(failure: Option<&Failure>, template: &T) -> Response {
+    match failure {
+        Some(f) => f.respond(template),
+        None => page(StatusCode::OK, template),
     }
 }
 
@@ -135,6 +200,55 @@ pub struct LoginPage {
     pub csrf: String,
     pub email: String,
     pub error: Option<String>,
+    pub notice: Option<&'static str>,
+}
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct SignupPage {
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<String>,
+    /// The address is taken: offer sign-in and a reset instead.
+    pub taken: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account_password.html")]
+pub struct AccountPasswordPage {
+    pub csrf: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "forgot_password.html")]
+pub struct ForgotPasswordPage {
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+/// What anyone who asked for a link sees, whether or not the address has an account.
+#[derive(Template)]
+#[template(path = "forgot_password_sent.html")]
+pub struct ForgotPasswordSentPage {
+    pub email: String,
+}
+
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+pub struct ResetPasswordPage {
+    pub csrf: String,
+    /// The emailed link's token, carried in a hidden field (never in a URL the form posts).
+    pub token: String,
+    pub error: Option<String>,
+}
+
+/// After a reset (`done`), or for a link that is unknown, used or expired.
+#[derive(Template)]
+#[template(path = "reset_password_result.html")]
+pub struct ResetPasswordResultPage {
+    pub done: bool,
 }
 
 #[derive(Template)]

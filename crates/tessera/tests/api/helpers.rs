@@ -213,6 +213,13 @@ impl TestApp {
         .await
     }
 
+    /// A password login on `device` that must succeed; returns its body.
+    pub async fn login_ok(&self, email: &str, password: &str, device: &str) -> Value {
+        let res = self.login(email, password, device).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
     /// Registers a fresh user and signs in on `device`; returns the login body.
     pub async fn signed_in_user(&self, device: &str) -> (String, Value) {
         let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());

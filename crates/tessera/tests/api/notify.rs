@@ -130,15 +130,21 @@ pub(crate) async fn one_more(
     mail
 }
 
-const HOSTILE_UA: &str = "Evil <b>Browser</b> & \"co\"";
-
-async fn signing_in_on_a_new_device_emails_the_user_once(backend: Backend) {
+/// A server whose email goes to a fresh in-process SMTP sink; None after a skip notice.
+pub(crate) async fn spawn_with_sink(backend: Backend) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await;
     let channels = Channels {
         smtp: Some(sink.url()),
         webhook: None,
     };
-    let Some(app) = spawn_notifying(backend, channels).await else {
+    let app = spawn_notifying(backend, channels).await?;
+    Some((app, sink))
+}
+
+const HOSTILE_UA: &str = "Evil <b>Browser</b> & \"co\"";
+
+async fn signing_in_on_a_new_device_emails_the_user_once(backend: Backend) {
+    let Some((app, sink)) = spawn_with_sink(backend).await else {
         return;
     };
     let email = format!("nina-{}@example.com", uuid::Uuid::new_v4().simple());

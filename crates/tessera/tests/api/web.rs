@@ -13,7 +13,7 @@ use crate::mfa::oathtool;
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
 /// A server over SQLite, a registered user and a browser; None after a skip notice.
-async fn set_up() -> Option<(TestApp, String, Browser)> {
+pub(crate) async fn set_up() -> Option<(TestApp, String, Browser)> {
     let app = TestApp::spawn(Backend::Sqlite).await?;
     // Each test has its own database, so one readable address serves (it shows in the
     // screenshots of the user guide).
@@ -24,7 +24,7 @@ async fn set_up() -> Option<(TestApp, String, Browser)> {
 }
 
 /// Fills and submits the login form (from wherever the browser is).
-async fn submit_login(browser: &Browser, app: &TestApp, email: &str, password: &str) {
+pub(crate) async fn submit_login(browser: &Browser, app: &TestApp, email: &str, password: &str) {
     if browser.path().await != "/login" {
         browser.open(app, "/login").await;
     }
@@ -35,7 +35,7 @@ async fn submit_login(browser: &Browser, app: &TestApp, email: &str, password: &
 }
 
 /// Signs in with the password alone and lands on the account page.
-async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
     submit_login(browser, app, email, PASSWORD).await;
     assert_eq!(browser.path().await, "/account/security");
     assert_eq!(browser.text("h1").await, "Account security");
@@ -57,7 +57,7 @@ async fn assert_mfa_status(browser: &Browser, expected: &str) {
 }
 
 /// No token is within reach of page scripts: every cookie is HttpOnly, nothing is stored.
-async fn assert_no_token_visible_to_js(browser: &Browser) {
+pub(crate) async fn assert_no_token_visible_to_js(browser: &Browser) {
     let seen = browser
         .execute(
             "return {cookie: document.cookie, local: localStorage.length, \
@@ -291,7 +291,7 @@ async fn the_login_page_tells_a_throttled_user_how_long_to_wait() {
 }
 
 /// The HTTP status of the document on screen.
-async fn response_status(browser: &Browser) -> u64 {
+pub(crate) async fn response_status(browser: &Browser) -> u64 {
     browser
         .execute("return performance.getEntriesByType('navigation')[0].responseStatus;")
         .await
@@ -300,7 +300,7 @@ async fn response_status(browser: &Browser) -> u64 {
 }
 
 /// The page fits the viewport's width, and every visible control has an accessible name.
-async fn assert_fits_and_labelled(browser: &Browser) {
+pub(crate) async fn assert_fits_and_labelled(browser: &Browser) {
     let report = browser
         .execute(
             r#"
@@ -401,8 +401,8 @@ async fn a_revoked_browser_session_is_sent_back_to_sign_in() {
     browser.close().await;
 }
 
-const TAB: &str = "\u{e004}";
-const ENTER: &str = "\u{e007}";
+pub(crate) const TAB: &str = "\u{e004}";
+pub(crate) const ENTER: &str = "\u{e007}";
 
 /// Sign-in and turning on two-step verification work from the keyboard alone: focus
 /// starts in the first field, Tab follows the visual order, Enter submits.

@@ -11,7 +11,7 @@ use time::Duration;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_problem, s};
-use crate::mfa::{enrolled, login_mfa, oathtool};
+use crate::mfa::{enrolled, enrolled_admin, login_mfa, oathtool};
 
 /// The server's database, for reading and tampering with the stored rows.
 enum Db {
@@ -356,12 +356,9 @@ async fn assert_step_up(res: reqwest::Response) {
 both_backends!(
     an_admin_with_fresh_mfa_reads_a_users_events_and_nobody_else_can,
     |app: TestApp| async move {
-        let Some((_, admin_login, _, _)) = enrolled(&app, "admin-laptop").await else {
+        let Some(admin_at) = enrolled_admin(&app).await else {
             return;
         };
-        let admin_at = s(&admin_login, "access_token");
-        app.grant_role(&user_id(&app, &admin_at).await, "admin")
-            .await;
         let (_, target) = app.signed_in_user("target-phone").await;
         let target_at = s(&target, "access_token");
         let target_id = user_id(&app, &target_at).await;

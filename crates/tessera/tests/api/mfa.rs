@@ -593,7 +593,9 @@ both_backends!(
 );
 
 /// An admin with a fresh MFA, and a target user with TOTP and two sessions.
-async fn admin_and_target(app: &TestApp) -> Option<(String, String, Value, Value)> {
+/// A user with TOTP on, granted `admin`, signed in with a fresh second factor: their
+/// access token. None when the machine lacks `oathtool` (after a skip notice).
+pub(crate) async fn enrolled_admin(app: &TestApp) -> Option<String> {
     let (_, admin_login, _, _) = enrolled(app, "admin-laptop").await?;
     let admin_at = s(&admin_login, "access_token");
     let admin_me: Value = app
@@ -603,6 +605,11 @@ async fn admin_and_target(app: &TestApp) -> Option<(String, String, Value, Value
         .await
         .unwrap();
     app.grant_role(&s(&admin_me, "user_id"), "admin").await;
+    Some(admin_at)
+}
+
+async fn admin_and_target(app: &TestApp) -> Option<(String, String, Value, Value)> {
+    let admin_at = enrolled_admin(app).await?;
     let (target_email, target_login, _, codes) = enrolled(app, "target-phone").await?;
     let pending: Value = app
         .login(&target_email, PASSWORD, "target-laptop")

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tessera_adapters::notify::testing::SmtpSink;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, s};
-use crate::mfa::enrolled;
+use crate::mfa::{enrolled, enrolled_admin};
 use crate::notify::{Channels, drained, mails_of, one_more, spawn_notifying};
 
 async fn login(app: &TestApp, email: &str, device: &str) -> Value {
@@ -109,17 +109,9 @@ async fn every_event_the_contract_names_delivers_one_message(backend: Backend) {
         0,
     )
     .await;
-    let Some((_, admin_login, _, _)) = enrolled(&app, "admin-laptop").await else {
+    let Some(admin_at) = enrolled_admin(&app).await else {
         return;
     };
-    let admin_at = s(&admin_login, "access_token");
-    let admin: Value = app
-        .get_auth("/v1/me", &admin_at)
-        .await
-        .json()
-        .await
-        .unwrap();
-    app.grant_role(&s(&admin, "user_id"), "admin").await;
     let target: Value = app
         .get_auth("/v1/me", &s(&target_login, "access_token"))
         .await

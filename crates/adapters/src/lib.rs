@@ -35,7 +35,7 @@ mod tls;
 
 pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
-pub use postgres::PgStore;
+pub use postgres::{PgStore, ROTATE_SQL};
 pub use revocation::{LocalBus, RedisBus, RedisBusError};
 pub use sqlite::SqliteStore;
 pub use tls::install_tls_provider;

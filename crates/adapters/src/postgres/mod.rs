@@ -12,6 +12,7 @@ mod purge;
 mod resets;
 mod rows;
 mod sessions;
+pub use sessions::ROTATE_SQL;
 mod users;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};

@@ -106,6 +106,51 @@ pub(super) async fn get(pool: &PgPool, id: SessionId) -> Db<Option<SessionRecord
     Ok(row.map(|r| r.columns().into_record()).transpose()?)
 }
 
+/// One rotation of the session's current refresh token, in one statement (one round
+/// trip): the compare-and-swap on the session, the presented token's history row, the
+/// successor's insert, and the seal clean-ups [`swap_refresh`] also does. It matches only
+/// when the presented token is the session's current one and the session is live at `$4`
+/// (`rotation::decide` would say `Rotate`); anything else returns no row and the caller
+/// takes the slow path (read, judge, [`swap_refresh`]).
+///
+/// Parameters: `$1` presented hash, `$2` successor hash, `$3` sealed successor (or NULL),
+/// `$4` now, `$5` now + the idle lifetime, `$6` IP (text or NULL), `$7` user agent (or
+/// NULL), `$8` seals of tokens rotated before this instant are cleared, `$9` at most this
+/// many of them. Returns the session's columns (`session_columns!`) after the rotation.
+///
+/// Public so the benchmark can run this very statement under pgbench as its limit.
+pub const ROTATE_SQL: &str = concat!(
+    "WITH rotated AS (\
+       UPDATE sessions AS s SET current_refresh_hash = $2, \
+         refresh_generation = s.refresh_generation + 1, last_seen_at = $4, \
+         idle_expires_at = LEAST($5, s.absolute_expires_at), ip = $6, \
+         user_agent = COALESCE($7, s.user_agent) \
+       WHERE s.id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1) \
+         AND s.current_refresh_hash = $1 AND s.revoked_at IS NULL \
+         AND s.idle_expires_at > $4 AND s.absolute_expires_at > $4 \
+       RETURNING ",
+    session_columns!(),
+    "), used AS (\
+       UPDATE refresh_tokens SET used_at = $4, successor_hash = $2, sealed_successor = $3 \
+       WHERE token_hash = $1 AND EXISTS (SELECT 1 FROM rotated)\
+     ), predecessors AS (\
+       UPDATE refresh_tokens SET sealed_successor = NULL \
+       WHERE session_id = (SELECT id FROM rotated) AND sealed_successor IS NOT NULL \
+         AND token_hash <> $1\
+     ), expired AS (\
+       UPDATE refresh_tokens SET sealed_successor = NULL WHERE token_hash IN \
+         (SELECT token_hash FROM refresh_tokens \
+          WHERE sealed_successor IS NOT NULL AND used_at < $8 \
+            AND EXISTS (SELECT 1 FROM rotated) \
+          LIMIT $9 FOR UPDATE SKIP LOCKED)\
+     ), inserted AS (\
+       INSERT INTO refresh_tokens (token_hash, session_id, generation, issued_at) \
+       SELECT $2, id, refresh_generation, $4 FROM rotated\
+     ) SELECT ",
+    session_columns!(),
+    " FROM rotated s"
+);
+
 pub(super) async fn get_refresh(pool: &PgPool, hash: &TokenHash) -> Db<Option<RefreshRecord>> {
     let row: Option<RefreshRow> = sqlx::query_as(concat!(
         "SELECT ",

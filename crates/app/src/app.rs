@@ -21,7 +21,7 @@ use crate::hashing::{HashPool, HashingSettings};
 use crate::keys::KeyRing;
 use crate::liveness::{CacheStats, DEFAULT_MAX_ENTRIES, LivenessCache};
 use crate::ports::{
-    BusHealth, Clock, LimiterHealth, Notice, RateLimiter, RevocationBus, RevocationSink,
+    BusHealth, Changes, Clock, LimiterHealth, Notice, RateLimiter, RevocationBus, RevocationSink,
     SecurityEvent, Store, UserRecord,
 };
 
@@ -317,9 +317,30 @@ impl<S: Store> App<S> {
         }
     }
 
-    /// The liveness cache's counters (hits, misses, bypasses, flushes).
+    /// Drops the user's view (roles, MFA state; see `UserView`) from this node's cache and
+    /// tells the other nodes to do the same. The one call every write that changes what
+    /// the view holds makes after it commits: a role granted or removed, TOTP enabled or
+    /// removed, a recovery code used or the codes replaced, the password changed or reset.
+    pub(crate) async fn user_changed(&self, user: UserId) {
+        let users = [user];
+        self.liveness.invalidate_users(&users);
+        if let Some(bus) = &self.bus {
+            bus.publish_changes(Changes {
+                sessions: &[],
+                users: &users,
+            })
+            .await;
+        }
+    }
+
+    /// The liveness cache's counters for sessions (hits, misses, bypasses, flushes).
     pub fn session_cache_stats(&self) -> CacheStats {
         self.liveness.stats()
+    }
+
+    /// The liveness cache's counters for user views.
+    pub fn user_view_cache_stats(&self) -> CacheStats {
+        self.liveness.view_stats()
     }
 
     /// Whether revocations from other nodes reach this one right now; `None` without a bus.

@@ -34,5 +34,6 @@ mod retention;
 mod revocation;
 mod rotation;
 mod signin_races;
+mod view_cache;
 mod web;
 mod web_account;

@@ -1,8 +1,9 @@
 //! The limits `tessera-bench` prints beside its figures, run for one second against the
-//! real services: pgbench on a migrated database of the test's own. Nothing about speed
-//! is asserted, only that each limit measured what it claims (every pgbench round
-//! rotated its chain). Skipped loudly without the services or tools, failed instead
-//! under `TESSERA_TEST_REQUIRE=all`.
+//! real services: pgbench on a migrated database of the test's own, and redis-benchmark
+//! beside the Redis limiter. Nothing about speed is asserted, only that each limit
+//! measured what it claims (every pgbench round rotated, every limiter decision counted)
+//! and cleaned up after itself. Skipped loudly without the services or tools, failed
+//! instead under `TESSERA_TEST_REQUIRE=all`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,6 +11,9 @@
 #[allow(dead_code)]
 #[path = "../src/pgbench.rs"]
 mod pgbench;
+#[allow(dead_code)]
+#[path = "../src/redis_limit.rs"]
+mod redis_limit;
 
 use std::path::Path;
 
@@ -18,6 +22,8 @@ use tessera_adapters::PgStore;
 use tessera_adapters::testing::{TestDatabase, skip_or_fail};
 
 const PGBENCH: &str = "/usr/lib/postgresql/15/bin/pgbench";
+const REDIS_BENCHMARK: &str = "/usr/bin/redis-benchmark";
+const REDIS_URL_VAR: &str = "TESSERA_TEST_REDIS_URL";
 
 fn installed(tool: &str, package: &str) -> bool {
     if Path::new(tool).exists() {
@@ -111,4 +117,72 @@ async fn pgbench_rotates_every_seeded_chain_once_per_transaction() {
         "pgbench's transactions are the rotations the sessions made"
     );
     conn.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limiter_and_redis_benchmark_both_decide_and_leave_no_key() {
+    if !installed(REDIS_BENCHMARK, "redis-tools (redis-benchmark)") {
+        return;
+    }
+    let Ok(url) = std::env::var(REDIS_URL_VAR) else {
+        skip_or_fail(
+            "the Redis limiter's limit",
+            &format!("set {REDIS_URL_VAR}=redis://127.0.0.1:6379 to run it"),
+        );
+        return;
+    };
+
+    let figures = redis_limit::limiter_limit(&url, 4, 1)
+        .await
+        .expect("a limiter and a redis-benchmark run");
+    eprintln!("{figures:?}");
+    assert_eq!(figures.clients, 4);
+    for (what, rates) in [("refused", &figures.refused), ("fresh", &figures.fresh)] {
+        assert!(rates.limiter_decisions > 0, "{what}: {figures:?}");
+        assert!(rates.limiter_per_sec > 0.0, "{what}: {figures:?}");
+        assert!(rates.redis_benchmark_requests > 0, "{what}: {figures:?}");
+        assert!(rates.redis_benchmark_per_sec > 0.0, "{what}: {figures:?}");
+    }
+    assert_eq!(
+        figures.limiter_decisions_per_sec,
+        figures.refused.limiter_per_sec
+    );
+    assert_eq!(
+        figures.redis_benchmark_per_sec,
+        figures.refused.redis_benchmark_per_sec
+    );
+    assert_eq!(
+        figures.fresh_counted_in_redis, figures.fresh.limiter_decisions,
+        "every fresh decision the limiter reported is a pending attempt in Redis"
+    );
+
+    assert!(
+        figures.key_prefix.starts_with("tessera-bench:"),
+        "{figures:?}"
+    );
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut left = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}*", figures.key_prefix))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        left.extend(keys);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    assert!(
+        left.is_empty(),
+        "keys left behind: {:?}",
+        &left[..left.len().min(5)]
+    );
 }

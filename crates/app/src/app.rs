@@ -458,7 +458,7 @@ impl<S: Store> App<S> {
         };
         self.store.insert_event(&event, Some(&notice)).await?;
         // A worker on this node sends it now rather than at its next poll.
-        self.outbox.queued.notify_one();
+        self.outbox.queued();
         Ok(())
     }
 

@@ -35,11 +35,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Connects with the default deadlines (see `connect_with`).
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        Self::connect_with(url, PoolDeadlines::default()).await
-    }
-
     /// Connects; PostgreSQL is waited for at most `deadlines.connect` here and
     /// `deadlines.acquire` per query afterwards.
     pub async fn connect_with(url: &str, deadlines: PoolDeadlines) -> anyhow::Result<Self> {

@@ -99,3 +99,32 @@ async fn postgres_stopped_mid_run_answers_503_and_the_same_node_recovers() {
     assert!(log.contains("database unreachable"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// No PostgreSQL where the settings point: `serve` stops with an error naming what it
+/// could not reach once the connect deadline passes, rather than waiting for ever or
+/// serving without a database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_gives_up_on_an_unreachable_database_after_the_connect_deadline() {
+    let dir = temp_dir("pg-absent");
+    let port = tessera_adapters::notify::testing::unused_port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env_clear()
+        .current_dir(&dir)
+        .env("TESSERA_LISTEN", "127.0.0.1:0")
+        .env("TESSERA_DATABASE_URL", &url)
+        .env("TESSERA_MASTER_KEY", master_key())
+        .env("TESSERA_DATABASE_CONNECT_TIMEOUT", "1")
+        .kill_on_drop(true)
+        .output();
+    // sqlx alone would keep retrying the refused connection for 30 s.
+    let out = tokio::time::timeout(CLIENT_BOUND, run)
+        .await
+        .expect("serve gave up within the bound")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("connecting to PostgreSQL"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::Response;
 
+use crate::forms::FormClient;
 use crate::helpers::{PASSWORD, assert_problem};
 use crate::node::{Node, email, master_key, temp_dir};
 use crate::postgres::PrivatePostgres;
@@ -14,6 +15,10 @@ use crate::postgres::PrivatePostgres;
 /// What a client would wait at most: the old 30 s hang fails here as a client timeout.
 /// A bound, never a measure of speed (the deadlines under test are 3 s and 2 s).
 const CLIENT_BOUND: Duration = Duration::from_secs(25);
+
+const ACCOUNT: &str = "/account/security";
+const SESSION_COOKIE: &str = "__Host-tessera_session";
+const REFRESH_COOKIE: &str = "__Host-tessera_refresh";
 
 async fn assert_unavailable(res: reqwest::Result<Response>, what: &str) {
     let res = res.unwrap_or_else(|e| panic!("{what}: no answer within the bound: {e}"));
@@ -64,6 +69,9 @@ async fn postgres_stopped_mid_run_answers_503_and_the_same_node_recovers() {
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(node.me(&access).await.status(), 200);
     assert_eq!(node.readyz().await.0, 200);
+    let mut browser = FormClient::at(node.url(""));
+    assert_eq!(browser.sign_in(&who).await.status(), 303);
+    assert_eq!(browser.get(ACCOUNT).await.status(), 200);
 
     pg.stop();
 
@@ -85,6 +93,13 @@ async fn postgres_stopped_mid_run_answers_503_and_the_same_node_recovers() {
     let ready = ready.expect("/readyz answered within the bound");
     let body = assert_problem(ready, 503, "service_unavailable").await;
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+    // A page says so too, and the browser keeps its cookies: an outage signs no one out.
+    let page = browser.get(ACCOUNT).await;
+    assert_eq!(page.status(), 503);
+    assert!(page.headers().contains_key("retry-after"));
+    for cookie in [SESSION_COOKIE, REFRESH_COOKIE] {
+        assert!(browser.cookie(cookie).is_some(), "{cookie} was removed");
+    }
 
     pg.start_again();
 
@@ -95,6 +110,7 @@ async fn postgres_stopped_mid_run_answers_503_and_the_same_node_recovers() {
     let rotated = node.refresh(&refresh).await;
     assert_eq!(rotated.status(), 200, "{}", rotated.text().await.unwrap());
     node.login_ok(&who, "phone").await;
+    assert_eq!(browser.get(ACCOUNT).await.status(), 200);
     let log = node.log();
     assert!(log.contains("database unreachable"), "{log}");
     std::fs::remove_dir_all(&dir).ok();

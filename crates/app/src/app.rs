@@ -67,6 +67,8 @@ pub struct Limits {
     /// Password-reset requests per client network, and per address asked for.
     pub reset_per_ip: Policy,
     pub reset_per_account: Policy,
+    /// Notices of one kind sent to one user (see `record_notified`).
+    pub notices_per_user_kind: Policy,
 }
 
 impl Default for Limits {
@@ -80,6 +82,7 @@ impl Default for Limits {
             register_per_ip: Policy::REGISTER_PER_IP,
             reset_per_ip: Policy::RESET_PER_IP,
             reset_per_account: Policy::RESET_PER_ACCOUNT,
+            notices_per_user_kind: Policy::NOTICES_PER_USER_KIND,
         }
     }
 }
@@ -403,6 +406,17 @@ impl<S: Store> App<S> {
         detail: serde_json::Value,
         notice: NoticeContent<'_>,
     ) -> Result<(), AppError> {
+        if !self.notice_allowed(user.id, kind).await {
+            // Still recorded (dashboard, audit trail), marked so a reader knows no message
+            // went out for it.
+            let mut detail = detail;
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("notice".into(), "withheld".into());
+            }
+            let event = self.event(user.id, kind, ctx, session_id, detail)?;
+            self.store.insert_event(&event, None).await?;
+            return Ok(());
+        }
         let event = self.event(user.id, kind, ctx, session_id, detail)?;
         let id = NotificationId::from_random(random()?);
         let sealed_secret = match notice.secret {

@@ -18,6 +18,7 @@ mod mfa;
 mod notify;
 mod notify_dead;
 mod notify_events;
+mod notify_limits;
 mod notify_outage;
 mod notify_webhook;
 mod ops;

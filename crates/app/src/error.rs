@@ -65,7 +65,7 @@ pub enum AppError {
     #[error("overloaded; retry in {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
     /// The database did not answer in time (see `StoreError::Unavailable`): a 503 with
-    /// `Retry-After`, logged with its source chain; nothing was decided.
+    /// `Retry-After`, logged with its source chain.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Anything we did not expect: logged with its source chain, never shown to clients.
@@ -90,9 +90,7 @@ impl AppError {
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(e))
     }
-}
 
-impl AppError {
     /// The server's fault (a failure or an outage), not the client's: callers that judge
     /// a client by the error (signing a browser out) must pass these on instead.
     pub fn is_server_fault(&self) -> bool {

@@ -46,8 +46,10 @@ pub enum StoreError {
     #[error("conflict on {0}")]
     Conflict(&'static str),
     /// The backend could not be reached in time (no connection within the pool's
-    /// deadline, connection refused or lost, the server shutting down): nothing was
-    /// decided, and the same call may succeed once the backend is back.
+    /// deadline, connection refused or lost, the server shutting down). The call did not
+    /// happen, unless the connection was lost during its commit (each store call is one
+    /// transaction, so it is never half-done); the same call may succeed once the
+    /// backend is back.
     #[error("storage backend unreachable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The backend failed (constraint we did not expect, bad row, anything else).

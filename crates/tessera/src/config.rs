@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_adapters::PoolDeadlines;
 use tessera_adapters::notify::ChannelSettings;
 use tessera_app::{HashingSettings, Settings};
 use tessera_core::ids::Role;
@@ -21,6 +22,8 @@ use crate::edge::HttpLimits;
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    database_connect_timeout: Option<i64>,
+    database_acquire_timeout: Option<i64>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
     master_key_previous: Option<Vec<String>>,
@@ -138,6 +141,8 @@ impl std::fmt::Debug for PreviousMasterKeys {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// How long PostgreSQL is waited for, at start and per query (`TESSERA_DATABASE_*`).
+    pub database: PoolDeadlines,
     pub master_key: MasterKeySource,
     /// Accepted for opening, never for sealing (`TESSERA_MASTER_KEY_PREVIOUS`).
     pub master_key_previous: PreviousMasterKeys,
@@ -329,6 +334,10 @@ impl Config {
         let config = Self {
             listen,
             database_url,
+            database: database::resolve(
+                [file.database_connect_timeout, file.database_acquire_timeout],
+                &env,
+            )?,
             master_key,
             master_key_previous,
             trusted_proxies,
@@ -589,6 +598,7 @@ fn parse_net(s: &str) -> anyhow::Result<IpNet> {
         .with_context(|| format!("TESSERA_TRUSTED_PROXIES: {s:?} is not a CIDR or an address"))
 }
 
+mod database;
 mod outbox;
 pub use outbox::OutboxConfig;
 

@@ -27,8 +27,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// How long each readiness check may take. A load balancer's probe must be answered well
-/// before the database pool's own acquire timeout (30 s) or a hung Redis would let it.
+/// How long each readiness check may take. A load balancer's probe must be answered
+/// quickly whatever the database pool's acquire timeout (`TESSERA_DATABASE_ACQUIRE_TIMEOUT`,
+/// up to 60 s) or a hung Redis would allow.
 const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// This node can serve: 200 with each check's state (`ok`, `degraded`, `off`); 503 only

@@ -297,3 +297,26 @@ fn notification_channels_come_from_the_file_or_environment_and_a_bad_url_stops_t
         "{e}"
     );
 }
+
+#[test]
+fn database_deadlines_default_to_seconds_come_from_file_or_environment_and_are_checked() {
+    let secs = std::time::Duration::from_secs;
+    let c = resolve("", &[]).unwrap().database;
+    assert_eq!((c.connect, c.acquire), (secs(10), secs(3)));
+    let c = resolve(
+        "database_connect_timeout = 60\ndatabase_acquire_timeout = 9",
+        &[("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "2")],
+    )
+    .unwrap()
+    .database;
+    assert_eq!((c.connect, c.acquire), (secs(60), secs(2)));
+    for (name, bad) in [
+        ("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "0"),
+        ("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "61"),
+        ("TESSERA_DATABASE_CONNECT_TIMEOUT", "0"),
+        ("TESSERA_DATABASE_CONNECT_TIMEOUT", "soon"),
+    ] {
+        let e = resolve("", &[(name, bad)]).unwrap_err();
+        assert!(format!("{e:#}").contains(name), "{e:#}");
+    }
+}

@@ -25,6 +25,7 @@ mod pages;
 mod pages_account;
 mod pages_reset;
 mod process;
+mod properties;
 mod ratelimit;
 mod refresh;
 mod reset;

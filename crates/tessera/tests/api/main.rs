@@ -13,6 +13,7 @@ mod edge;
 mod forms;
 mod freshness;
 mod helpers;
+mod hostile;
 mod login_timing;
 mod mfa;
 mod notify;

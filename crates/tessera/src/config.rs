@@ -51,6 +51,7 @@ struct FileConfig {
     reset_ip_limit: Option<i64>,
     reset_account_limit: Option<i64>,
     reset_window: Option<i64>,
+    notice_limit: Option<i64>,
     hash_workers: Option<i64>,
     hash_queue: Option<i64>,
     hash_wait_ms: Option<i64>,
@@ -169,6 +170,8 @@ pub struct Config {
     pub reset_ip_limit: u32,
     pub reset_account_limit: u32,
     pub reset_window_secs: i64,
+    /// Notices of one kind sent to one user per hour; beyond it events are recorded only.
+    pub notice_limit: u32,
     /// The password-hashing pool: workers (default: one per core), how many requests may
     /// wait for one, and for how long before a 503.
     pub hash_workers: u32,
@@ -452,6 +455,11 @@ impl Config {
                 file.reset_window,
                 limits.reset_per_ip.window.whole_seconds(),
                 1,
+            )?,
+            notice_limit: count(
+                "TESSERA_NOTICE_LIMIT",
+                file.notice_limit,
+                limits.notices_per_user_kind.limit.into(),
             )?,
             hash_workers: count(
                 "TESSERA_HASH_WORKERS",

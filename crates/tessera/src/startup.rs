@@ -343,6 +343,10 @@ fn settings(config: &Config) -> Settings {
                 limit: config.reset_account_limit,
                 window: Duration::seconds(config.reset_window_secs),
             },
+            notices_per_user_kind: Policy {
+                limit: config.notice_limit,
+                ..Policy::NOTICES_PER_USER_KIND
+            },
         },
         step_up: config.step_up.clone(),
         session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),

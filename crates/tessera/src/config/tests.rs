@@ -62,6 +62,11 @@ fn limits_and_redis_are_configurable_and_checked() {
         (4, 1, 120)
     );
     assert!(resolve("", &[("TESSERA_RESET_ACCOUNT_LIMIT", "0")]).is_err());
+    assert_eq!(resolve("", &[]).unwrap().notice_limit, 10);
+    assert_eq!(resolve("notice_limit = 2", &[]).unwrap().notice_limit, 2);
+    let c = resolve("notice_limit = 2", &[("TESSERA_NOTICE_LIMIT", "30")]).unwrap();
+    assert_eq!(c.notice_limit, 30);
+    assert!(resolve("", &[("TESSERA_NOTICE_LIMIT", "0")]).is_err());
 }
 
 #[test]

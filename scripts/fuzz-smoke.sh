@@ -15,7 +15,9 @@ cd "$(dirname "$0")/../fuzz"
 RUNS=${RUNS:-20000}
 SANITIZER=${SANITIZER:-none}
 export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+# Its own target directory whatever CARGO_TARGET_DIR says: the instrumentation flags would
+# otherwise rebuild the main workspace's artefacts. FUZZ_TARGET_DIR moves it.
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/target}
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 

@@ -1,6 +1,6 @@
 //! Email addresses: parsed once, compared case-insensitively.
 
-use crate::ids::InvalidField;
+use crate::ids::{InvalidField, hidden};
 
 /// A syntactically valid address of at most 254 bytes. Equality and lookup use the
 /// lower-cased form; the address as the user typed it is kept for display.
@@ -15,7 +15,9 @@ impl Email {
         const BAD: InvalidField =
             InvalidField("must be a valid email address of at most 254 bytes");
         let raw = raw.trim();
-        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Invisible and bidi characters would let two accounts, or an account and the
+        // address its mail goes to, look identical wherever the address is shown.
+        if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || hidden(c)) {
             return Err(BAD);
         }
         let (local, domain) = raw.rsplit_once('@').ok_or(BAD)?;
@@ -100,5 +102,22 @@ mod tests {
         let too_long = format!("a@{}.com", vec!["b".repeat(63); 4].join("."));
         assert!(too_long.len() > 254);
         assert!(Email::parse(&too_long).is_err());
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused() {
+        for lookalike in [
+            "ana\u{200B}@example.com",
+            "\u{202E}ana@example.com",
+            "ana\u{2066}@example.com",
+            "\u{FEFF}ana@example.com",
+            "ana\u{00AD}@example.com",
+            "ana\u{0000}@example.com",
+        ] {
+            assert!(
+                Email::parse(lookalike).is_err(),
+                "{lookalike:?} should be refused"
+            );
+        }
     }
 }

@@ -121,7 +121,7 @@ impl DeviceName {
 
 /// A control character (Cc), a Unicode format character (Cf: bidi controls, zero-width
 /// characters, tags, the BOM, …) or a line/paragraph separator: nothing a label needs.
-fn hidden(c: char) -> bool {
+pub(crate) fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

@@ -47,14 +47,27 @@ where
                 ));
             }
         }
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        match serde_path_to_error::deserialize::<_, T>(de) {
-            Ok(v) => Ok(Self(v)),
-            Err(e) => Err(Problem::new(
+        // serde reads a struct from a JSON array too (fields by position); a proxy or
+        // audit layer that reads the body as an object would see no fields at all, so
+        // only an object is a request.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(Problem::new(
                 ProblemCode::InvalidRequest,
-                describe_json_error(&e),
-            )),
+                "the body must be a JSON object",
+            ));
         }
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize::<_, T>(&mut *de)
+            .map_err(|e| Problem::new(ProblemCode::InvalidRequest, describe_json_error(&e)))?;
+        // Without this, `{...}garbage` or two objects back to back would be read as the
+        // first alone, while a reader in front of us may take the second.
+        de.end().map_err(|_| {
+            Problem::new(
+                ProblemCode::InvalidRequest,
+                "the body is not valid JSON: trailing characters after the object",
+            )
+        })?;
+        Ok(Self(value))
     }
 }
 
@@ -238,6 +251,58 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Pair {
+        #[allow(dead_code)]
+        email: String,
+        #[allow(dead_code)]
+        password: String,
+    }
+
+    async fn json_status(body: &'static str) -> u16 {
+        let req = Request::post("/")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        match ApiJson::<Pair>::from_request(req, &()).await {
+            Ok(_) => 200,
+            Err(p) => axum::response::IntoResponse::into_response(p)
+                .status()
+                .as_u16(),
+        }
+    }
+
+    // Found by the api_json fuzz target: serde fills a struct from an array by position.
+    #[tokio::test]
+    async fn a_json_body_is_one_object_never_an_array_of_positional_fields() {
+        assert_eq!(json_status(r#"["a@example.com", "pw"]"#).await, 400);
+        assert_eq!(json_status(r#""a@example.com""#).await, 400);
+    }
+
+    // Found by the api_json fuzz target: serde_json stops after the first value unless
+    // told to check for the end of the input.
+    #[tokio::test]
+    async fn a_json_body_is_exactly_one_object_with_nothing_after_it() {
+        let one = r#"{"email": "a@example.com", "password": "pw"}"#;
+        assert_eq!(
+            json_status(r#"{"email": "a@example.com", "password": "pw"}garbage"#).await,
+            400
+        );
+        assert_eq!(
+            json_status(r#"{"email": "a@example.com", "password": "pw"} {"email": "b@example.com", "password": "pw"}"#).await,
+            400
+        );
+        assert_eq!(json_status(one).await, 200);
+        assert_eq!(
+            json_status("{\"email\": \"a@example.com\", \"password\": \"pw\"}\n").await,
+            200
+        );
+        assert_eq!(
+            json_status(" \n{\"email\": \"a@example.com\", \"password\": \"pw\"}").await,
+            200
+        );
     }
 
     #[test]

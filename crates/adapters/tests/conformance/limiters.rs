@@ -17,11 +17,11 @@ pub fn unique_prefix() -> String {
     format!("tessera-test:{}:", uuid::Uuid::new_v4().simple())
 }
 
-async fn memory_limiter() -> Option<MemoryLimiter> {
+pub(super) async fn memory_limiter() -> Option<MemoryLimiter> {
     Some(MemoryLimiter::new())
 }
 
-async fn redis_limiter() -> Option<RedisOnly> {
+pub(super) async fn redis_limiter() -> Option<RedisOnly> {
     let Ok(url) = std::env::var(REDIS_URL_VAR) else {
         skip_or_fail(
             "Redis tests",
@@ -46,7 +46,7 @@ async fn redis_limiter() -> Option<RedisOnly> {
 /// A [`RedisLimiter`] that must decide in Redis: a call answered by the in-process
 /// fallback would make the Redis suite prove nothing, so it fails the test. Its keys are
 /// deleted when it is dropped.
-struct RedisOnly {
+pub(super) struct RedisOnly {
     limiter: RedisLimiter,
     url: String,
     prefix: String,

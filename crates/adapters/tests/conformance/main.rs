@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod chain_migration;
+mod limiter_properties;
 mod limiters;
 mod migrations;
 mod redis_outage;

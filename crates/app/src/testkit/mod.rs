@@ -7,6 +7,9 @@
 //!   into one `#[tokio::test]` per case for a named backend.
 //! - `limiter_suite`: the cases every `RateLimiter` implementation must pass, checked
 //!   against `tessera_core::ratelimit::decide`.
+//! - `interleavings`: the limiter's safety bound on generated interleavings of reserve,
+//!   settle and expiry, for property tests.
+//! - `runtime`: [`block_on`](runtime::block_on) on one shared runtime, for property tests.
 //! - `limiter_macros`: [`limiter_conformance!`](crate::limiter_conformance), the same for
 //!   limiters.
 
@@ -15,9 +18,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod clock;
+pub mod interleavings;
 mod limiter_macros;
 pub mod limiter_suite;
 mod macros;
+pub mod runtime;
 pub mod store_suite;
 
 pub use clock::ManualClock;

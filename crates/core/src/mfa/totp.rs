@@ -403,6 +403,35 @@ mod tests {
             }
         }
 
+        /// The caller keeps the last accepted step and hands it back, as the app stores
+        /// it: over any run of attempts (the clock moving on, codes of steps around now,
+        /// wrong codes), every accepted step is newer than all before it.
+        #[test]
+        fn a_run_of_attempts_never_accepts_one_step_twice(
+            key in proptest::collection::vec(any::<u8>(), 16..=64),
+            start in 0i64..=4_000_000_000,
+            attempts in proptest::collection::vec(
+                (0i64..=90, -2i64..=2, proptest::option::weighted(0.1, 0u32..1_000_000)),
+                1..40,
+            ),
+        ) {
+            let secret = TotpSecret::from_bytes(&key).unwrap();
+            let mut now = start;
+            let mut last = None;
+            let mut accepted = Vec::new();
+            for (advance, offset, wrong) in attempts {
+                now += advance;
+                let typed = wrong
+                    .unwrap_or_else(|| code_at_step(&secret, step_at(at(now)) + offset, DIGITS));
+                if let Some(step) = verify(&secret, code(typed), at(now), last) {
+                    prop_assert!(!accepted.contains(&step), "step {} accepted twice", step);
+                    prop_assert!(last.is_none_or(|l| step > l));
+                    accepted.push(step);
+                    last = Some(step);
+                }
+            }
+        }
+
         #[test]
         fn parsing_arbitrary_text_never_panics(s in ".{0,16}") {
             if TotpCode::parse(&s).is_ok() {

@@ -16,9 +16,9 @@ use crate::helpers::{Backend, Options, TestApp};
 
 /// Far beyond every short timeout below, and below the defaults a broken setting would
 /// fall back to (hyper's own 30 s header timeout, our 30 s request timeout).
-const BOUND: Duration = Duration::from_secs(20);
+pub(crate) const BOUND: Duration = Duration::from_secs(20);
 
-fn limits(f: impl FnOnce(&mut HttpLimits)) -> HttpLimits {
+pub(crate) fn limits(f: impl FnOnce(&mut HttpLimits)) -> HttpLimits {
     let long = Duration::from_secs(60);
     let mut l = HttpLimits {
         header_timeout: long,
@@ -41,7 +41,7 @@ async fn spawn(http: HttpLimits) -> Option<TestApp> {
 
 /// Everything the server sends until it closes the connection; fails if it is still open
 /// after `BOUND`. A reset counts as closed.
-async fn read_until_closed(stream: &mut TcpStream) -> String {
+pub(crate) async fn read_until_closed(stream: &mut TcpStream) -> String {
     let mut seen = Vec::new();
     let outcome = tokio::time::timeout(BOUND, async {
         let mut buf = [0u8; 4096];
@@ -127,6 +127,27 @@ async fn held_connection(app: &TestApp) -> TcpStream {
     stream
 }
 
+/// Once clients holding every slot have left, the server answers again. It notices the
+/// departures on its own schedule: ask until it answers, within `BOUND`.
+pub(crate) async fn assert_serves_again(app: &TestApp) {
+    let answered = tokio::time::timeout(BOUND, async {
+        loop {
+            let fresh = reqwest::Client::new();
+            if let Ok(res) = fresh.get(app.url("/healthz")).send().await
+                && res.status() == StatusCode::OK
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "the server stayed full after its clients left"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_cap_get_503_while_it_is_full_and_are_served_once_it_frees() {
     let Some(app) = spawn(limits(|l| l.max_connections = 2)).await else {
@@ -148,23 +169,7 @@ async fn connections_over_the_cap_get_503_while_it_is_full_and_are_served_once_i
     );
 
     drop(held);
-    // The server notices the departures on its own schedule: ask until it answers.
-    let answered = tokio::time::timeout(BOUND, async {
-        loop {
-            let fresh = reqwest::Client::new();
-            if let Ok(res) = fresh.get(app.url("/healthz")).send().await
-                && res.status() == StatusCode::OK
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(
-        answered.is_ok(),
-        "the server stayed full after its clients left"
-    );
+    assert_serves_again(&app).await;
 }
 
 /// The `method` labels of the latency histogram.

@@ -1,0 +1,33 @@
+//! The recovery-code normaliser: any case, dashes and spaces anywhere; what it accepts is
+//! exactly sixteen base32 characters, shown back as `xxxx-xxxx-xxxx-xxxx`, which parses
+//! to the same code (same hash), as does the input in upper case.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tessera_core::mfa::recovery::RecoveryCode;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
+    let kept: String = s.chars().filter(|c| !matches!(c, '-' | ' ')).collect();
+    let base32 = kept.len() == 16
+        && kept
+            .bytes()
+            .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b));
+    match RecoveryCode::parse(s) {
+        Ok(code) => {
+            assert!(base32, "{s:?} accepted");
+            let shown = code.display();
+            assert_eq!(shown.len(), 19);
+            assert_eq!(shown.matches('-').count(), 3);
+            let again = RecoveryCode::parse(&shown).expect("its display parses");
+            assert_eq!(again, code);
+            assert_eq!(again.hash().as_bytes(), code.hash().as_bytes());
+            let upper = RecoveryCode::parse(&s.to_ascii_uppercase()).expect("any case");
+            assert_eq!(upper, code);
+            assert_eq!(format!("{code:?}"), "RecoveryCode([redacted])");
+        }
+        Err(_) => assert!(!base32, "{s:?} refused"),
+    }
+});

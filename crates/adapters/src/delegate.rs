@@ -109,6 +109,15 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
+            async fn rotate_current(
+                &self,
+                rotation: &__p::CurrentRotation,
+            ) -> __p::StoreResult<Option<__p::SessionRecord>> {
+                sessions::rotate_current(&self.$write, rotation)
+                    .await
+                    .map_err(store_error)
+            }
+
             async fn revoke_session(
                 &self,
                 id: ::tessera_core::ids::SessionId,

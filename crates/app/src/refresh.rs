@@ -15,7 +15,9 @@ use time::Duration;
 
 use crate::app::{App, NoticeContent, RequestContext, Tokens, device_shown};
 use crate::error::{AppError, random};
-use crate::ports::{RefreshRecord, RefreshSwap, Store, SwapOutcome};
+use crate::ports::{
+    CurrentRotation, RefreshRecord, RefreshSwap, SessionRecord, Store, SwapOutcome,
+};
 
 /// The shortest retry window of a browser's refresh cookie. The bound it sets: a rotated
 /// token presented as a cookie answers with its successor only within this long of its
@@ -53,6 +55,9 @@ impl<S: Store> App<S> {
         ctx: &RequestContext,
         retry_window: Duration,
     ) -> Result<Tokens, AppError> {
+        if let Some(tokens) = self.rotate_current(presented, ctx, retry_window).await? {
+            return Ok(tokens);
+        }
         let hash = presented.hash();
         // A lost compare-and-swap means another request rotated this token in the
         // meantime; the second look judges the token as the replay it now is.
@@ -83,7 +88,7 @@ impl<S: Store> App<S> {
                         .as_deref()
                         .and_then(|s| open_successor(presented, s));
                     return match successor {
-                        Some(successor) => Ok(self.tokens_for(&record, successor)),
+                        Some(successor) => Ok(self.tokens_for(&record.session, successor)),
                         None => self.reuse_detected(&record, ctx).await,
                     };
                 }
@@ -97,6 +102,52 @@ impl<S: Store> App<S> {
         ))
     }
 
+    /// The common case in one store round trip: the presented token is its session's
+    /// current one and the session is live, which is exactly when `decide` says `Rotate`.
+    /// `None` when it is anything else: nothing was written, and the caller reads the
+    /// token and judges it (reuse, retry, revoked, expired, unknown).
+    async fn rotate_current(
+        &self,
+        presented: &RefreshToken,
+        ctx: &RequestContext,
+        retry_window: Duration,
+    ) -> Result<Option<Tokens>, AppError> {
+        let now = self.clock.now();
+        let successor = RefreshToken::from_random(random()?);
+        let rotation = CurrentRotation {
+            presented: presented.hash(),
+            successor: successor.hash(),
+            sealed_successor: (retry_window > Duration::ZERO)
+                .then(|| seal_successor(presented, &successor)),
+            seals_expire_before: now - self.longest_retry_window(),
+            now,
+            idle_deadline_cap: now + self.settings.lifetimes.idle,
+            ip: ctx.ip,
+            user_agent: ctx.user_agent.clone(),
+        };
+        let Some(session) = self.store.rotate_current(&rotation).await? else {
+            return Ok(None);
+        };
+        self.rotated(&session);
+        Ok(Some(self.tokens_for(&session, successor)))
+    }
+
+    /// A seal is cleared once no caller could still replay it: the longest window any
+    /// presentation is judged by, whichever caller made the seal.
+    fn longest_retry_window(&self) -> Duration {
+        self.settings.refresh_retry_window.max(BROWSER_RETRY_WINDOW)
+    }
+
+    /// A rotation moved the session's idle deadline later and changed its last-seen
+    /// fields. Only this node's copy is dropped, nothing is published: a copy elsewhere
+    /// still holds the earlier deadline, and a cached copy that no longer looks live is
+    /// read again before it is believed (`live_session`), so it can never keep a session
+    /// alive longer, only send a node back to the store once. Publishing every rotation
+    /// would cost a Redis round trip on the hottest write path for nothing.
+    fn rotated(&self, session: &SessionRecord) {
+        self.liveness.invalidate(&[session.state.id]);
+    }
+
     async fn rotate(
         &self,
         presented: &RefreshToken,
@@ -105,9 +156,6 @@ impl<S: Store> App<S> {
         retry_window: Duration,
     ) -> Result<Option<Tokens>, AppError> {
         let now = self.clock.now();
-        // A seal is cleared once no caller could still replay it: the longest window any
-        // presentation is judged by, whichever caller made the seal.
-        let longest_window = self.settings.refresh_retry_window.max(BROWSER_RETRY_WINDOW);
         let successor = RefreshToken::from_random(random()?);
         let state = &record.session.state;
         let swap = RefreshSwap {
@@ -117,7 +165,7 @@ impl<S: Store> App<S> {
             sealed_successor: (retry_window > Duration::ZERO)
                 .then(|| seal_successor(presented, &successor)),
             // Past the window a seal can never be replayed (`decide`), only abused.
-            seals_expire_before: now - longest_window,
+            seals_expire_before: now - self.longest_retry_window(),
             now,
             idle_expires_at: self
                 .settings
@@ -128,16 +176,14 @@ impl<S: Store> App<S> {
         };
         match self.store.swap_refresh(&swap).await? {
             SwapOutcome::Won => {
-                // The idle deadline moved: no node may keep serving the old one.
-                self.session_changed(&[state.id]).await;
-                Ok(Some(self.tokens_for(record, successor)))
+                self.rotated(&record.session);
+                Ok(Some(self.tokens_for(&record.session, successor)))
             }
             SwapOutcome::Lost => Ok(None),
         }
     }
 
-    fn tokens_for(&self, record: &RefreshRecord, refresh_token: RefreshToken) -> Tokens {
-        let s = &record.session;
+    fn tokens_for(&self, s: &SessionRecord, refresh_token: RefreshToken) -> Tokens {
         let now = self.clock.now();
         // `auth_time` is the latest authentication: a step-up counts.
         let auth_time = s

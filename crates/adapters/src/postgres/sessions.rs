@@ -9,7 +9,8 @@
 
 use sqlx::PgPool;
 use tessera_app::ports::{
-    InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord, SwapOutcome,
+    CurrentRotation, InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord,
+    SwapOutcome,
 };
 use tessera_core::ids::{SessionId, UserId};
 use tessera_core::jwt::Assurance;
@@ -162,6 +163,25 @@ pub(super) async fn get_refresh(pool: &PgPool, hash: &TokenHash) -> Db<Option<Re
     .bind(&hash.as_bytes()[..])
     .fetch_optional(pool)
     .await?;
+    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+}
+
+pub(super) async fn rotate_current(
+    pool: &PgPool,
+    rotation: &CurrentRotation,
+) -> Db<Option<SessionRecord>> {
+    let row: Option<SessionRow> = sqlx::query_as(ROTATE_SQL)
+        .bind(&rotation.presented.as_bytes()[..])
+        .bind(&rotation.successor.as_bytes()[..])
+        .bind(rotation.sealed_successor.as_deref())
+        .bind(rotation.now)
+        .bind(rotation.idle_deadline_cap)
+        .bind(ip_text(rotation.ip))
+        .bind(rotation.user_agent.as_deref())
+        .bind(rotation.seals_expire_before)
+        .bind(EXPIRED_SEALS_PER_ROTATION)
+        .fetch_optional(pool)
+        .await?;
     Ok(row.map(|r| r.columns().into_record()).transpose()?)
 }
 

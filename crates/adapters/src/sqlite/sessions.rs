@@ -7,7 +7,8 @@
 
 use sqlx::SqlitePool;
 use tessera_app::ports::{
-    InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord, SwapOutcome,
+    CurrentRotation, InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord,
+    SwapOutcome,
 };
 use tessera_core::ids::{SessionId, UserId};
 use tessera_core::jwt::Assurance;
@@ -104,6 +105,55 @@ pub(super) async fn get_refresh(pool: &SqlitePool, hash: &TokenHash) -> Db<Optio
     Ok(row.map(|r| r.columns().into_record()).transpose()?)
 }
 
+pub(super) async fn rotate_current(
+    pool: &SqlitePool,
+    rotation: &CurrentRotation,
+) -> Db<Option<SessionRecord>> {
+    let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let won: Option<(Uuid, i64)> = sqlx::query_as(
+        "UPDATE sessions SET current_refresh_hash = ?2, \
+         refresh_generation = refresh_generation + 1, last_seen_at = ?3, \
+         idle_expires_at = MIN(?4, absolute_expires_at), ip = ?5, \
+         user_agent = COALESCE(?6, user_agent) \
+         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = ?1) \
+           AND current_refresh_hash = ?1 AND revoked_at IS NULL \
+           AND idle_expires_at > ?3 AND absolute_expires_at > ?3 \
+         RETURNING id, refresh_generation",
+    )
+    .bind(&rotation.presented.as_bytes()[..])
+    .bind(&rotation.successor.as_bytes()[..])
+    .bind(Micros(rotation.now))
+    .bind(Micros(rotation.idle_deadline_cap))
+    .bind(ip_text(rotation.ip))
+    .bind(rotation.user_agent.as_deref())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((id, generation)) = won else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let history = History {
+        session_id: id,
+        presented: &rotation.presented,
+        successor: &rotation.successor,
+        sealed_successor: rotation.sealed_successor.as_deref(),
+        generation,
+        now: rotation.now,
+        seals_expire_before: rotation.seals_expire_before,
+    };
+    record_rotation(&mut tx, &history).await?;
+    let row: SessionRow = sqlx::query_as(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM sessions s WHERE s.id = ?1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(row.columns().into_record()?))
+}
+
 pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<SwapOutcome> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     // The compare-and-swap: only the holder of the current token, on a live session, wins.
@@ -127,34 +177,60 @@ pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<Sw
         tx.rollback().await?;
         return Ok(SwapOutcome::Lost);
     };
+    let history = History {
+        session_id: *swap.session_id.as_uuid(),
+        presented: &swap.presented,
+        successor: &swap.successor,
+        sealed_successor: swap.sealed_successor.as_deref(),
+        generation,
+        now: swap.now,
+        seals_expire_before: swap.seals_expire_before,
+    };
+    record_rotation(&mut tx, &history).await?;
+    tx.commit().await?;
+    Ok(SwapOutcome::Won)
+}
+
+/// What a won compare-and-swap writes into the rotation history.
+struct History<'a> {
+    session_id: Uuid,
+    presented: &'a TokenHash,
+    successor: &'a TokenHash,
+    sealed_successor: Option<&'a [u8]>,
+    generation: i64,
+    now: OffsetDateTime,
+    seals_expire_before: OffsetDateTime,
+}
+
+async fn record_rotation(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, h: &History<'_>) -> Db<()> {
     // The presented token's predecessor can never be replayed once the presented token
     // rotates: its seal would only serve a thief holding it and a copy of the database.
     sqlx::query(
         "UPDATE refresh_tokens SET sealed_successor = NULL \
          WHERE session_id = ?1 AND sealed_successor IS NOT NULL",
     )
-    .bind(swap.session_id.as_uuid())
-    .execute(&mut *tx)
+    .bind(h.session_id)
+    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "UPDATE refresh_tokens SET used_at = ?2, successor_hash = ?3, sealed_successor = ?4 \
          WHERE token_hash = ?1",
     )
-    .bind(&swap.presented.as_bytes()[..])
-    .bind(Micros(swap.now))
-    .bind(&swap.successor.as_bytes()[..])
-    .bind(swap.sealed_successor.as_deref())
-    .execute(&mut *tx)
+    .bind(&h.presented.as_bytes()[..])
+    .bind(Micros(h.now))
+    .bind(&h.successor.as_bytes()[..])
+    .bind(h.sealed_successor)
+    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, generation, issued_at) \
          VALUES (?1, ?2, ?3, ?4)",
     )
-    .bind(&swap.successor.as_bytes()[..])
-    .bind(swap.session_id.as_uuid())
-    .bind(generation)
-    .bind(Micros(swap.now))
-    .execute(&mut *tx)
+    .bind(&h.successor.as_bytes()[..])
+    .bind(h.session_id)
+    .bind(h.generation)
+    .bind(Micros(h.now))
+    .execute(&mut **tx)
     .await?;
     // Seals past their retry window, any session's: no rotation of theirs may come to
     // clear them. Bounded, so one rotation never pays for a backlog.
@@ -163,12 +239,11 @@ pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<Sw
          (SELECT token_hash FROM refresh_tokens \
           WHERE sealed_successor IS NOT NULL AND used_at < ?1 LIMIT ?2)",
     )
-    .bind(Micros(swap.seals_expire_before))
+    .bind(Micros(h.seals_expire_before))
     .bind(EXPIRED_SEALS_PER_ROTATION)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    Ok(SwapOutcome::Won)
+    Ok(())
 }
 
 pub(super) async fn revoke(

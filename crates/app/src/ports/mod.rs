@@ -114,6 +114,16 @@ pub trait SessionStore: Send + Sync {
         &self,
         swap: &RefreshSwap,
     ) -> impl Future<Output = StoreResult<SwapOutcome>> + Send;
+    /// The common case of a refresh in one round trip: if `rotation.presented` is the
+    /// current token of a session that is neither revoked nor expired at `now`, does what
+    /// [`swap_refresh`](Self::swap_refresh) does (with the idle deadline capped by the
+    /// absolute expiry) and returns the session as it is after the rotation. `None` means
+    /// nothing was written: the token is unknown, already rotated, or its session is not
+    /// live (or another rotation won); the caller reads and judges it (the slow path).
+    fn rotate_current(
+        &self,
+        rotation: &CurrentRotation,
+    ) -> impl Future<Output = StoreResult<Option<SessionRecord>>> + Send;
     /// Revokes one session; false when it was already revoked (or does not exist).
     fn revoke_session(
         &self,

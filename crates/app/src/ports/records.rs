@@ -100,6 +100,24 @@ pub struct RefreshSwap {
     pub user_agent: Option<String>,
 }
 
+/// A rotation tried on the fast path, before anything is read: it applies only if
+/// `presented` is the current token of a session live at `now` (what
+/// `rotation::decide` would rotate), and then does all that [`RefreshSwap`] does.
+#[derive(Debug, Clone)]
+pub struct CurrentRotation {
+    pub presented: TokenHash,
+    pub successor: TokenHash,
+    pub sealed_successor: Option<Vec<u8>>,
+    /// As in [`RefreshSwap::seals_expire_before`].
+    pub seals_expire_before: OffsetDateTime,
+    pub now: OffsetDateTime,
+    /// `now` plus the idle lifetime: the session's new idle deadline is the earlier of
+    /// this and its absolute expiry (the store knows the latter, the caller does not yet).
+    pub idle_deadline_cap: OffsetDateTime,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwapOutcome {
     Won,

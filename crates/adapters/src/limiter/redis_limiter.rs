@@ -99,6 +99,11 @@ impl std::fmt::Debug for RedisLimiter {
 }
 
 impl RedisLimiter {
+    /// The Lua script behind every reservation (`reserve.lua`: `KEYS[1]` the key, then
+    /// now, window, limit, ticket, time to live, lease), public so the benchmark can run
+    /// this very script under `redis-benchmark` as the limit of the limiter's rate.
+    pub const RESERVE_SCRIPT: &'static str = RESERVE_LUA;
+
     /// A limiter on the Redis at `url` (`redis://[:password@]host[:port][/db]`, or
     /// `rediss://…` for TLS, verified against the system's roots), its keys
     /// under `key_prefix` (e.g. `tessera:rl:`), deciding with `fallback` while Redis is

@@ -12,6 +12,8 @@
 //!   and [`RedisLimiter`] (shared by every node; decides in process while Redis is down).
 //! - `revocation`: the revocation buses, [`RedisBus`] (pub/sub between nodes) and
 //!   [`LocalBus`] (one process only).
+//! - `pool`: [`PoolDeadlines`], how long both stores wait for their database, and which
+//!   driver errors mean it is unreachable.
 //! - `tls`: [`install_tls_provider`], ring as the process's one rustls provider.
 //! - `testing` (feature `testing`): throw-away test databases and the skip-or-fail rule.
 //!
@@ -25,6 +27,7 @@ mod clock;
 mod delegate;
 mod limiter;
 pub mod notify;
+mod pool;
 mod postgres;
 mod revocation;
 mod rows;
@@ -35,6 +38,7 @@ mod tls;
 
 pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
+pub use pool::PoolDeadlines;
 pub use postgres::{PgStore, ROTATE_SQL};
 pub use revocation::{LocalBus, RedisBus, RedisBusError};
 pub use sqlite::SqliteStore;

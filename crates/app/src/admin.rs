@@ -78,6 +78,7 @@ impl<S: Store> App<S> {
         let user = self.find_user(target).await?;
         let reason = parse_reason(reason)?;
         let had_factor = self.store.purge_mfa(user.id).await?;
+        self.user_changed(user.id).await;
         self.store.purge_mfa_challenges(user.id).await?;
         // The MFA-reset notice tells of the revocations too: one message, not one each.
         let revoked = self.revoke_all(&user, RevokeReason::MfaReset, ctx).await?;
@@ -122,6 +123,7 @@ impl<S: Store> App<S> {
         roles.sort();
         roles.dedup();
         self.store.swap_roles(user.id, &roles).await?;
+        self.user_changed(user.id).await;
         let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
         self.record(
             user.id,
@@ -146,6 +148,7 @@ impl<S: Store> App<S> {
     ) -> Result<Vec<Role>, AppError> {
         let user = self.find_user(target).await?;
         self.store.insert_role(user.id, &role).await?;
+        self.user_changed(user.id).await;
         let roles = self.store.list_roles(user.id).await?;
         let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
         self.record(

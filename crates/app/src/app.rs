@@ -21,7 +21,7 @@ use crate::hashing::{HashPool, HashingSettings};
 use crate::keys::KeyRing;
 use crate::liveness::{CacheStats, DEFAULT_MAX_ENTRIES, LivenessCache};
 use crate::ports::{
-    BusHealth, Clock, LimiterHealth, Notice, RateLimiter, RevocationBus, RevocationSink,
+    BusHealth, Changes, Clock, LimiterHealth, Notice, RateLimiter, RevocationBus, RevocationSink,
     SecurityEvent, Store, UserRecord,
 };
 
@@ -67,6 +67,8 @@ pub struct Limits {
     /// Password-reset requests per client network, and per address asked for.
     pub reset_per_ip: Policy,
     pub reset_per_account: Policy,
+    /// Notices of one kind sent to one user (see `record_notified`).
+    pub notices_per_user_kind: Policy,
 }
 
 impl Default for Limits {
@@ -80,6 +82,7 @@ impl Default for Limits {
             register_per_ip: Policy::REGISTER_PER_IP,
             reset_per_ip: Policy::RESET_PER_IP,
             reset_per_account: Policy::RESET_PER_ACCOUNT,
+            notices_per_user_kind: Policy::NOTICES_PER_USER_KIND,
         }
     }
 }
@@ -317,9 +320,30 @@ impl<S: Store> App<S> {
         }
     }
 
-    /// The liveness cache's counters (hits, misses, bypasses, flushes).
+    /// Drops the user's view (roles, MFA state; see `UserView`) from this node's cache and
+    /// tells the other nodes to do the same. The one call every write that changes what
+    /// the view holds makes after it commits: a role granted or removed, TOTP enabled or
+    /// removed, a recovery code used or the codes replaced, the password changed or reset.
+    pub(crate) async fn user_changed(&self, user: UserId) {
+        let users = [user];
+        self.liveness.invalidate_users(&users);
+        if let Some(bus) = &self.bus {
+            bus.publish_changes(Changes {
+                sessions: &[],
+                users: &users,
+            })
+            .await;
+        }
+    }
+
+    /// The liveness cache's counters for sessions (hits, misses, bypasses, flushes).
     pub fn session_cache_stats(&self) -> CacheStats {
         self.liveness.stats()
+    }
+
+    /// The liveness cache's counters for user views.
+    pub fn user_view_cache_stats(&self) -> CacheStats {
+        self.liveness.view_stats()
     }
 
     /// Whether revocations from other nodes reach this one right now; `None` without a bus.
@@ -403,6 +427,17 @@ impl<S: Store> App<S> {
         detail: serde_json::Value,
         notice: NoticeContent<'_>,
     ) -> Result<(), AppError> {
+        if !self.notice_allowed(user.id, kind).await {
+            // Still recorded (dashboard, audit trail), marked so a reader knows no message
+            // went out for it.
+            let mut detail = detail;
+            if let Some(fields) = detail.as_object_mut() {
+                fields.insert("notice".into(), "withheld".into());
+            }
+            let event = self.event(user.id, kind, ctx, session_id, detail)?;
+            self.store.insert_event(&event, None).await?;
+            return Ok(());
+        }
         let event = self.event(user.id, kind, ctx, session_id, detail)?;
         let id = NotificationId::from_random(random()?);
         let sealed_secret = match notice.secret {
@@ -423,7 +458,7 @@ impl<S: Store> App<S> {
         };
         self.store.insert_event(&event, Some(&notice)).await?;
         // A worker on this node sends it now rather than at its next poll.
-        self.outbox.queued.notify_one();
+        self.outbox.queued();
         Ok(())
     }
 

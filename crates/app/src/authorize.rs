@@ -24,22 +24,22 @@ impl<S: Store> App<S> {
             .await
     }
 
-    /// Applies each policy in turn to one read of the caller's roles and enrolment.
+    /// Applies each policy in turn to one read of the caller's roles and enrolment (from
+    /// this node's cache when it holds them: see `App::user_view`).
     async fn check_policies(
         &self,
         who: &Principal,
         action: &str,
         policies: &[&StepUpPolicy],
     ) -> Result<(), AppError> {
-        let roles = self.store.list_roles(who.user_id).await?;
-        let enrolled = self.mfa_enabled(who.user_id).await?.is_some();
+        let view = self.user_view(who.user_id).await?;
         let now = self.clock.now();
         for policy in policies {
             policy::authorize(
                 policy,
                 action,
-                &roles,
-                enrolled,
+                &view.roles,
+                view.mfa.enabled,
                 who.session.mfa_verified_at,
                 now,
             )

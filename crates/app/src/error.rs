@@ -64,6 +64,10 @@ pub enum AppError {
     /// server is busy, not broken; try again in `retry_after_secs`.
     #[error("overloaded; retry in {retry_after_secs} s")]
     Overloaded { retry_after_secs: u64 },
+    /// The database did not answer in time (see `StoreError::Unavailable`): a 503 with
+    /// `Retry-After`, logged with its source chain.
+    #[error("storage unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Anything we did not expect: logged with its source chain, never shown to clients.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -86,11 +90,20 @@ impl AppError {
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(e))
     }
+
+    /// The server's fault (a failure or an outage), not the client's: callers that judge
+    /// a client by the error (signing a browser out) must pass these on instead.
+    pub fn is_server_fault(&self) -> bool {
+        matches!(self, Self::Internal(_) | Self::Unavailable(_))
+    }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        Self::internal(e)
+        match e {
+            StoreError::Unavailable(_) => Self::Unavailable(Box::new(e)),
+            other => Self::internal(other),
+        }
     }
 }
 

@@ -13,6 +13,8 @@
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
 //! - `reset`: password reset by an emailed single-use link.
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
+//! - `liveness`: the per-node cache of sessions and user views that authenticated reads
+//!   use, kept true by the revocation bus.
 //! - `rekey`: master-key rotation (re-sealing secrets at rest under the current key).
 //! - `outbox`: the worker that delivers queued notifications through the channels.
 //! - `retention`: purging ended sessions, expired challenges and old events.
@@ -58,4 +60,4 @@ pub use refresh::BROWSER_RETRY_WINDOW;
 pub use rekey::RotationReport;
 pub use reset::RESET_TOKEN_TTL;
 pub use retention::Retention;
-pub use sessions::{Me, Principal};
+pub use sessions::{MfaSummary, Principal, UserView};

@@ -192,6 +192,40 @@ impl<S: Store> App<S> {
         }
     }
 
+    /// Spends one notice of `kind` to `user` if the hour's budget has one left. Anyone who
+    /// can sign in to an account, including someone who registered another person's
+    /// address, can trigger notices at will; without this every sign-in from a fresh
+    /// device id would be one more email to that address. The first refusal in a window is
+    /// logged (ids and kind only).
+    pub(crate) async fn notice_allowed(&self, user: UserId, kind: EventKind) -> bool {
+        let key = LimitKey::notices(user, kind);
+        let policy = self.settings.limits.notices_per_user_kind;
+        let now = self.clock.now();
+        let Ok(bytes) = random() else {
+            return true;
+        };
+        let ticket = Ticket(bytes);
+        match self.limiter.reserve(&key, policy, now, ticket).await {
+            Decision::Allow => {
+                // Spent for the window, whatever happens to the message.
+                self.limiter.fail(&key, ticket).await;
+                true
+            }
+            Decision::Busy | Decision::Deny { .. } => {
+                if self.limiter.first_denial(&key, policy.window, now).await {
+                    tracing::warn!(
+                        user_id = %user,
+                        kind = kind.as_str(),
+                        limit = policy.limit,
+                        window_secs = policy.window.whole_seconds(),
+                        "notice budget spent: further notices of this kind are recorded, not sent"
+                    );
+                }
+                false
+            }
+        }
+    }
+
     async fn denied(
         &self,
         key: &LimitKey,

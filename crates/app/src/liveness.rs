@@ -1,57 +1,78 @@
-//! The per-node session-liveness cache: session id → the `SessionRecord` last read from the
-//! store, so `authenticate` need not read the database on every request.
+//! The per-node cache of what an authenticated request reads: session id → the
+//! `SessionRecord` last read from the store (so `authenticate` need not read the database
+//! on every request), and user id → the user's [`UserView`] (email, roles, MFA summary: so
+//! `/v1/me` and the step-up policy need not read it either).
 //!
 //! ```text
 //!   Bypass (off, or subscription not confirmed) ──connected()──► Serving
 //!   Serving ──lost()──► Bypass (everything dropped)
 //! ```
 //!
-//! Only the record is cached, never a verdict: revocation and expiry are still evaluated
-//! against `now` on every call. Entries live at most `ttl` (by the application clock) and
-//! there are at most `max_entries` of them. Every invalidation (a revocation, an MFA or
-//! refresh write, here or on another node via the bus) drops the entries named, and a lost
-//! bus subscription drops them all: while the subscription is down, nothing is served or
-//! stored, because revocations published meanwhile are missed.
+//! Only records are cached, never a verdict: revocation, expiry and policy are still
+//! evaluated against `now` on every call. Entries live at most `ttl` (by the application
+//! clock) and each kind holds at most `max_entries`. Every invalidation (a revocation, an
+//! MFA, role or password write, here or on another node via the bus) drops the entries
+//! named, and a lost bus subscription drops them all: while the subscription is down,
+//! nothing is served or stored, because invalidations published meanwhile are missed.
 //!
 //! A store read that began before an invalidation never fills the cache after it: every
-//! miss carries the cache's generation, and a fill is refused once that has moved.
+//! miss carries its kind's generation, and a fill is refused once that has moved.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tessera_core::ids::SessionId;
+use tessera_core::ids::{SessionId, UserId};
 use time::{Duration, OffsetDateTime};
 
 use crate::ports::{RevocationSink, SessionRecord};
+use crate::sessions::UserView;
 
-/// How many sessions one node keeps at most (a few hundred bytes each).
+/// How many sessions (and, apart, how many user views) one node keeps at most (a few
+/// hundred bytes each).
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
 /// What a lookup found.
 #[derive(Debug)]
 // A hit is returned at once and moved into the caller: boxing it would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-pub enum Lookup {
-    /// A record no older than the TTL, and no invalidation since it was read.
-    Hit(SessionRecord),
-    /// Not cached: read the store, then [`LivenessCache::fill`] with this ticket.
-    Miss(FillTicket),
+pub enum Lookup<T = SessionRecord> {
+    /// A copy no older than the TTL, and no invalidation since it was read.
+    Hit(T),
+    /// Not cached: read the store, then fill (`fill`, `fill_view`) with this ticket.
+    Miss(FillTicket<T>),
     /// The cache is off or not trusted right now (subscription down): read the store.
     Bypass,
 }
 
-/// The cache's generation when a miss was seen; a fill after any invalidation is refused.
-#[derive(Debug, Clone, Copy)]
-pub struct FillTicket(u64);
+/// The generation of one kind of entry when a miss was seen; a fill after any
+/// invalidation of that kind (or a lost subscription) is refused. Typed by what it fills,
+/// so a session's ticket cannot fill a view.
+pub struct FillTicket<T = SessionRecord>(u64, PhantomData<fn() -> T>);
 
-/// Counters for `/metrics`.
+impl<T> Clone for FillTicket<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for FillTicket<T> {}
+
+impl<T> std::fmt::Debug for FillTicket<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FillTicket").field(&self.0).finish()
+    }
+}
+
+/// Counters for `/metrics`, per kind of entry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub bypasses: u64,
-    /// Whole-cache flushes after a lost subscription.
+    /// Whole-cache flushes after a lost subscription (the same for both kinds).
     pub flushes: u64,
 }
 
@@ -59,22 +80,142 @@ pub struct LivenessCache {
     ttl: Duration,
     max_entries: usize,
     inner: Mutex<Inner>,
+    sessions: Counters,
+    views: Counters,
+    flushes: AtomicU64,
+}
+
+#[derive(Default)]
+struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     bypasses: AtomicU64,
-    flushes: AtomicU64,
 }
 
 struct Inner {
     /// False when the cache is off, and while the subscription is not confirmed.
     serving: bool,
-    generation: u64,
-    entries: HashMap<SessionId, Entry>,
+    sessions: Shelf<SessionId, SessionRecord>,
+    views: Shelf<UserId, Arc<UserView>>,
 }
 
-struct Entry {
-    record: SessionRecord,
+/// One kind of entry. Each kind has its own generation, so the frequent session
+/// invalidations (every step-up, every logout) do not refuse the fills of user views.
+struct Shelf<K, V> {
+    generation: u64,
+    entries: HashMap<K, Entry<V>>,
+}
+
+struct Entry<V> {
+    value: V,
     stale_at: OffsetDateTime,
+}
+
+impl<K: Eq + Hash, V: Clone> Shelf<K, V> {
+    fn new() -> Self {
+        Self {
+            generation: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// The value if fresh, else the generation to fill against (a stale entry is dropped).
+    fn lookup(&mut self, key: &K, now: OffsetDateTime) -> Result<V, u64> {
+        match self.entries.get(key) {
+            Some(entry) if now < entry.stale_at => Ok(entry.value.clone()),
+            found => {
+                if found.is_some() {
+                    self.entries.remove(key);
+                }
+                Err(self.generation)
+            }
+        }
+    }
+
+    fn fill(&mut self, generation: u64, key: K, value: V, now: OffsetDateTime, cache: &Bounds) {
+        if self.generation != generation {
+            return;
+        }
+        if self.entries.len() >= cache.max_entries {
+            self.entries.retain(|_, e| now < e.stale_at);
+            if self.entries.len() >= cache.max_entries {
+                self.entries.clear();
+            }
+        }
+        let stale_at = now + cache.ttl;
+        self.entries.insert(key, Entry { value, stale_at });
+    }
+
+    fn invalidate(&mut self, keys: &[K]) {
+        self.generation += 1;
+        for key in keys {
+            self.entries.remove(key);
+        }
+    }
+
+    /// Drops everything, and refuses every fill that began before.
+    fn flush(&mut self) {
+        self.generation += 1;
+        self.entries.clear();
+    }
+}
+
+struct Bounds {
+    ttl: Duration,
+    max_entries: usize,
+}
+
+impl Counters {
+    fn count(&self, found: Found) {
+        let counter = match found {
+            Found::Hit => &self.hits,
+            Found::Miss => &self.misses,
+            Found::Bypass => &self.bypasses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self, flushes: u64) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            bypasses: self.bypasses.load(Ordering::Relaxed),
+            flushes,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Found {
+    Hit,
+    Miss,
+    Bypass,
+}
+
+impl<T> Lookup<T> {
+    fn found(&self) -> Found {
+        match self {
+            Self::Hit(_) => Found::Hit,
+            Self::Miss(_) => Found::Miss,
+            Self::Bypass => Found::Bypass,
+        }
+    }
+}
+
+/// One lookup on one shelf: a hit, a miss with its ticket, or a bypass while not serving.
+fn look<K: Eq + Hash, V: Clone>(
+    serving: bool,
+    shelf: &mut Shelf<K, V>,
+    key: &K,
+    now: OffsetDateTime,
+) -> Lookup<V> {
+    if !serving {
+        return Lookup::Bypass;
+    }
+    match shelf.lookup(key, now) {
+        Ok(value) => Lookup::Hit(value),
+        Err(generation) => Lookup::Miss(FillTicket(generation, PhantomData)),
+    }
 }
 
 impl LivenessCache {
@@ -83,8 +224,9 @@ impl LivenessCache {
         Self::with(Duration::ZERO, 0)
     }
 
-    /// A cache keeping records for `ttl`, at most `max_entries`. It serves nothing until
-    /// [`RevocationSink::connected`] says the invalidations are being delivered.
+    /// A cache keeping records for `ttl`, at most `max_entries` of each kind. It serves
+    /// nothing until [`RevocationSink::connected`] says the invalidations are being
+    /// delivered.
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
         Self::with(ttl, max_entries)
     }
@@ -95,18 +237,24 @@ impl LivenessCache {
             max_entries,
             inner: Mutex::new(Inner {
                 serving: false,
-                generation: 0,
-                entries: HashMap::new(),
+                sessions: Shelf::new(),
+                views: Shelf::new(),
             }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            bypasses: AtomicU64::new(0),
+            sessions: Counters::default(),
+            views: Counters::default(),
             flushes: AtomicU64::new(0),
         }
     }
 
     fn enabled(&self) -> bool {
         self.ttl > Duration::ZERO && self.max_entries > 0
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            ttl: self.ttl,
+            max_entries: self.max_entries,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -119,48 +267,24 @@ impl LivenessCache {
     }
 
     pub fn lookup(&self, id: SessionId, now: OffsetDateTime) -> Lookup {
-        let mut inner = self.lock();
-        if !inner.serving {
-            drop(inner);
-            self.bypasses.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Bypass;
-        }
-        match inner.entries.get(&id) {
-            Some(entry) if now < entry.stale_at => {
-                let record = entry.record.clone();
-                drop(inner);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Lookup::Hit(record)
-            }
-            found => {
-                if found.is_some() {
-                    inner.entries.remove(&id);
-                }
-                let ticket = FillTicket(inner.generation);
-                drop(inner);
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Lookup::Miss(ticket)
-            }
-        }
+        let found = {
+            let mut inner = self.lock();
+            let serving = inner.serving;
+            look(serving, &mut inner.sessions, &id, now)
+        };
+        self.sessions.count(found.found());
+        found
     }
 
     /// Keeps `record`, read from the store after the miss that gave `ticket`, unless the
     /// cache was invalidated (or lost its subscription) since.
     pub fn fill(&self, ticket: FillTicket, record: SessionRecord, now: OffsetDateTime) {
+        let bounds = self.bounds();
         let mut inner = self.lock();
-        if !inner.serving || inner.generation != ticket.0 {
-            return;
+        if inner.serving {
+            let key = record.state.id;
+            inner.sessions.fill(ticket.0, key, record, now, &bounds);
         }
-        if inner.entries.len() >= self.max_entries {
-            inner.entries.retain(|_, e| now < e.stale_at);
-            if inner.entries.len() >= self.max_entries {
-                inner.entries.clear();
-            }
-        }
-        let stale_at = now + self.ttl;
-        inner
-            .entries
-            .insert(record.state.id, Entry { record, stale_at });
     }
 
     /// Drops one record, e.g. one the caller found no longer live, without touching others.
@@ -170,28 +294,64 @@ impl LivenessCache {
 
     /// Drops these sessions (revoked, or changed in the store).
     pub fn invalidate(&self, sessions: &[SessionId]) {
+        self.lock().sessions.invalidate(sessions);
+    }
+
+    /// The user's view, as [`LivenessCache::lookup`] does for a session.
+    pub fn lookup_view(&self, user: UserId, now: OffsetDateTime) -> Lookup<Arc<UserView>> {
+        let found = {
+            let mut inner = self.lock();
+            let serving = inner.serving;
+            look(serving, &mut inner.views, &user, now)
+        };
+        self.views.count(found.found());
+        found
+    }
+
+    /// Keeps `view`, read from the store after the miss that gave `ticket`, unless any
+    /// user's view was invalidated (or the subscription lost) since.
+    pub fn fill_view(
+        &self,
+        ticket: FillTicket<Arc<UserView>>,
+        view: Arc<UserView>,
+        now: OffsetDateTime,
+    ) {
+        let bounds = self.bounds();
         let mut inner = self.lock();
-        inner.generation += 1;
-        for id in sessions {
-            inner.entries.remove(id);
+        if inner.serving {
+            let key = view.user_id;
+            inner.views.fill(ticket.0, key, view, now, &bounds);
         }
     }
 
+    /// Drops these users' views (their roles, MFA state or password changed).
+    pub fn invalidate_users(&self, users: &[UserId]) {
+        self.lock().views.invalidate(users);
+    }
+
+    /// Sessions held.
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().sessions.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        let inner = self.lock();
+        inner.sessions.entries.is_empty() && inner.views.entries.is_empty()
     }
 
+    /// User views held.
+    pub fn views_len(&self) -> usize {
+        self.lock().views.entries.len()
+    }
+
+    /// The session lookups' counters.
     pub fn stats(&self) -> CacheStats {
-        CacheStats {
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            bypasses: self.bypasses.load(Ordering::Relaxed),
-            flushes: self.flushes.load(Ordering::Relaxed),
-        }
+        self.sessions.stats(self.flushes.load(Ordering::Relaxed))
+    }
+
+    /// The user-view lookups' counters.
+    pub fn view_stats(&self) -> CacheStats {
+        self.views.stats(self.flushes.load(Ordering::Relaxed))
     }
 }
 
@@ -200,12 +360,17 @@ impl RevocationSink for LivenessCache {
         self.invalidate(sessions);
     }
 
+    fn users_changed(&self, users: &[UserId]) {
+        self.invalidate_users(users);
+    }
+
     fn lost(&self) {
         let mut inner = self.lock();
-        inner.generation += 1;
-        let had = inner.serving || !inner.entries.is_empty();
+        let had =
+            inner.serving || !inner.sessions.entries.is_empty() || !inner.views.entries.is_empty();
         inner.serving = false;
-        inner.entries.clear();
+        inner.sessions.flush();
+        inner.views.flush();
         drop(inner);
         if had {
             self.flushes.fetch_add(1, Ordering::Relaxed);
@@ -214,180 +379,14 @@ impl RevocationSink for LivenessCache {
 
     fn connected(&self) {
         let mut inner = self.lock();
-        // Reads that began before the subscription was confirmed may have missed a
-        // revocation published in between: the new generation refuses their fills.
-        inner.generation += 1;
-        inner.entries.clear();
+        // Reads that began before the subscription was confirmed may have missed an
+        // invalidation published in between: the new generations refuse their fills.
+        inner.sessions.flush();
+        inner.views.flush();
         inner.serving = self.enabled();
     }
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use tessera_core::ids::{DeviceId, UserId};
-    use tessera_core::jwt::Assurance;
-    use tessera_core::session::SessionState;
-    use time::macros::datetime;
-
-    use super::*;
-
-    const T0: OffsetDateTime = datetime!(2026-03-01 09:00 UTC);
-
-    fn record(n: u8) -> SessionRecord {
-        let state = SessionState {
-            id: SessionId::from_random([n; 16]),
-            user_id: UserId::from_random([7; 16]),
-            revoked: None,
-            idle_expires_at: T0 + Duration::days(7),
-            absolute_expires_at: T0 + Duration::days(30),
-        };
-        SessionRecord {
-            state,
-            device_id: DeviceId::parse("d1").unwrap(),
-            device_name: None,
-            user_agent: None,
-            ip: None,
-            created_at: T0,
-            last_seen_at: T0,
-            assurance: Assurance::Password,
-            auth_time: T0,
-            mfa_verified_at: None,
-            refresh_generation: 0,
-        }
-    }
-
-    /// A cache that is connected, so it serves.
-    fn serving(ttl: Duration) -> LivenessCache {
-        let cache = LivenessCache::new(ttl, 4);
-        cache.connected();
-        cache
-    }
-
-    /// What `authenticate` does: look up, and on a miss read (`reads` counts store
-    /// reads) and fill.
-    fn read_through(
-        cache: &LivenessCache,
-        r: &SessionRecord,
-        now: OffsetDateTime,
-        reads: &mut u32,
-    ) {
-        match cache.lookup(r.state.id, now) {
-            Lookup::Hit(_) => {}
-            Lookup::Miss(ticket) => {
-                *reads += 1;
-                cache.fill(ticket, r.clone(), now);
-            }
-            Lookup::Bypass => *reads += 1,
-        }
-    }
-
-    #[test]
-    fn a_second_lookup_within_the_ttl_does_not_read_the_store() {
-        let cache = serving(Duration::seconds(60));
-        let r = record(1);
-        let mut reads = 0;
-        read_through(&cache, &r, T0, &mut reads);
-        read_through(&cache, &r, T0 + Duration::seconds(59), &mut reads);
-        assert_eq!(reads, 1);
-        assert_eq!(
-            cache.stats(),
-            CacheStats {
-                hits: 1,
-                misses: 1,
-                bypasses: 0,
-                flushes: 0
-            }
-        );
-    }
-
-    #[test]
-    fn an_entry_past_its_ttl_is_read_again() {
-        let cache = serving(Duration::seconds(60));
-        let r = record(1);
-        let mut reads = 0;
-        read_through(&cache, &r, T0, &mut reads);
-        read_through(&cache, &r, T0 + Duration::seconds(60), &mut reads);
-        assert_eq!(reads, 2);
-    }
-
-    #[test]
-    fn an_invalidated_session_is_read_again_and_others_stay_cached() {
-        let cache = serving(Duration::seconds(60));
-        let (a, b) = (record(1), record(2));
-        let mut reads = 0;
-        read_through(&cache, &a, T0, &mut reads);
-        read_through(&cache, &b, T0, &mut reads);
-        cache.revoked(&[a.state.id]);
-        assert!(matches!(cache.lookup(a.state.id, T0), Lookup::Miss(_)));
-        assert!(matches!(cache.lookup(b.state.id, T0), Lookup::Hit(_)));
-    }
-
-    #[test]
-    fn a_read_that_began_before_an_invalidation_is_not_cached() {
-        let cache = serving(Duration::seconds(60));
-        let r = record(1);
-        let Lookup::Miss(ticket) = cache.lookup(r.state.id, T0) else {
-            panic!("expected a miss");
-        };
-        // The store answered "live", then the revocation arrived before the fill.
-        cache.revoked(&[r.state.id]);
-        cache.fill(ticket, r.clone(), T0);
-        assert!(matches!(cache.lookup(r.state.id, T0), Lookup::Miss(_)));
-    }
-
-    #[test]
-    fn a_lost_subscription_flushes_everything_and_bypasses_until_resubscribed() {
-        let cache = serving(Duration::seconds(60));
-        let r = record(1);
-        let mut reads = 0;
-        read_through(&cache, &r, T0, &mut reads);
-        let Lookup::Miss(before_loss) = cache.lookup(record(2).state.id, T0) else {
-            panic!("expected a miss");
-        };
-        cache.lost();
-        assert!(cache.is_empty());
-        assert!(matches!(cache.lookup(r.state.id, T0), Lookup::Bypass));
-        cache.fill(before_loss, record(2), T0);
-        assert!(cache.is_empty(), "nothing is stored while unsubscribed");
-        cache.connected();
-        assert!(
-            cache.is_empty(),
-            "a read from before the loss never fills after it"
-        );
-        assert!(matches!(cache.lookup(r.state.id, T0), Lookup::Miss(_)));
-        assert_eq!(cache.stats().flushes, 1);
-    }
-
-    #[test]
-    fn a_cache_serves_nothing_before_its_subscription_is_confirmed() {
-        let cache = LivenessCache::new(Duration::seconds(60), 4);
-        assert!(matches!(
-            cache.lookup(record(1).state.id, T0),
-            Lookup::Bypass
-        ));
-    }
-
-    #[test]
-    fn a_cache_that_is_off_always_bypasses_even_when_connected() {
-        let cache = LivenessCache::off();
-        cache.connected();
-        assert!(matches!(
-            cache.lookup(record(1).state.id, T0),
-            Lookup::Bypass
-        ));
-    }
-
-    #[test]
-    fn the_cache_never_holds_more_than_its_bound() {
-        let cache = serving(Duration::seconds(60));
-        for n in 0..10 {
-            let r = record(n);
-            if let Lookup::Miss(t) = cache.lookup(r.state.id, T0) {
-                cache.fill(t, r, T0);
-            }
-            assert!(cache.len() <= 4);
-        }
-    }
-}
+#[path = "liveness_tests.rs"]
+mod tests;

@@ -101,14 +101,6 @@ impl<S: Store> App<S> {
         Ok(self.store.get_mfa(user).await?.filter(MfaRecord::enabled))
     }
 
-    /// The MFA status shown on `/v1/me`: (enabled, unused recovery codes).
-    pub async fn mfa_status(&self, user: UserId) -> Result<(bool, u32), AppError> {
-        Ok(match self.mfa_enabled(user).await? {
-            Some(m) => (true, m.recovery_codes_remaining),
-            None => (false, 0),
-        })
-    }
-
     fn open_secret(&self, user: UserId, sealed: &[u8]) -> Result<TotpSecret, AppError> {
         let bytes = self
             .keys
@@ -225,6 +217,7 @@ impl<S: Store> App<S> {
         if !self.store.enable_totp(user.id, step, &hashes, now).await? {
             return Err(AppError::NoPendingSetup);
         }
+        self.user_changed(user.id).await;
         self.refund(reserved).await;
         self.store.swap_session_mfa(who.session_id(), now).await?;
         self.session_changed(&[who.session_id()]).await;
@@ -368,6 +361,7 @@ impl<S: Store> App<S> {
         self.check_second_factor(&user, code, ctx, "disable")
             .await?;
         self.store.purge_mfa(user.id).await?;
+        self.user_changed(user.id).await;
         self.record_notified(
             &user,
             EventKind::MfaDisabled,
@@ -412,6 +406,7 @@ impl<S: Store> App<S> {
         {
             return Err(AppError::MfaNotEnabled);
         }
+        self.user_changed(user.id).await;
         self.record(
             user.id,
             EventKind::RecoveryCodesRegenerated,
@@ -462,6 +457,7 @@ impl<S: Store> App<S> {
                     .use_recovery_code(user.id, &code.hash(), now)
                     .await?;
                 if used {
+                    self.user_changed(user.id).await;
                     let remaining = self
                         .mfa_enabled(user.id)
                         .await?

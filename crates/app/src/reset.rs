@@ -147,6 +147,7 @@ impl<S: Store> App<S> {
             }
         };
         let user = self.set_password(pending.user_id, &new_hash).await?;
+        self.user_changed(user.id).await;
         let now = self.clock.now();
         let reason = RevokeReason::PasswordReset;
         // A login that passed the old password and waits for its second factor must not

@@ -1,5 +1,8 @@
 //! Bearer authentication, logout and the account itself (`/v1/me`, password change).
 
+use std::sync::Arc;
+
+use tessera_core::Email;
 use tessera_core::event::EventKind;
 use tessera_core::ids::{Role, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Expectations, JwtError, peek_kid};
@@ -12,7 +15,7 @@ use crate::error::AppError;
 use crate::limits::Subject;
 use crate::liveness::Lookup;
 use crate::login::PROVIDER;
-use crate::ports::{SessionRecord, Store, UserRecord};
+use crate::ports::{MfaRecord, SessionRecord, Store, UserRecord};
 
 /// Clock skew tolerated on `iat` between nodes.
 const LEEWAY_SECS: i64 = 30;
@@ -31,10 +34,40 @@ impl Principal {
     }
 }
 
-#[derive(Debug)]
-pub struct Me {
-    pub user: UserRecord,
+/// What an authenticated request may need to know of its user beyond the session:
+/// `/v1/me` shows it and the step-up policy decides on it. Each node keeps it in its
+/// liveness cache (see `liveness`), dropped by `App::user_changed` on every write that
+/// changes it; so it holds no password hash and no secret, nothing a write path decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub user_id: UserId,
+    pub email: Email,
+    /// Sorted by name.
     pub roles: Vec<Role>,
+    pub mfa: MfaSummary,
+}
+
+/// The user's TOTP state as shown and as the step-up policy needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaSummary {
+    pub enabled: bool,
+    /// Unused recovery codes (0 while TOTP is off).
+    pub recovery_codes_remaining: u32,
+}
+
+impl MfaSummary {
+    fn of(record: Option<MfaRecord>) -> Self {
+        match record.filter(MfaRecord::enabled) {
+            Some(m) => Self {
+                enabled: true,
+                recovery_codes_remaining: m.recovery_codes_remaining,
+            },
+            None => Self {
+                enabled: false,
+                recovery_codes_remaining: 0,
+            },
+        }
+    }
 }
 
 impl<S: Store> App<S> {
@@ -126,14 +159,39 @@ impl<S: Store> App<S> {
         Ok(())
     }
 
-    pub async fn me(&self, who: &Principal) -> Result<Me, AppError> {
+    /// The caller's account as `/v1/me` shows it.
+    pub async fn me(&self, who: &Principal) -> Result<Arc<UserView>, AppError> {
+        self.user_view(who.user_id).await
+    }
+
+    /// The user's view, from this node's cache when it holds a fresh copy. The three reads
+    /// of a miss are not one snapshot, but the fill is refused if any user changed since
+    /// the miss, and every write invalidates after it commits: a copy that outlives a
+    /// write is never kept.
+    pub(crate) async fn user_view(&self, id: UserId) -> Result<Arc<UserView>, AppError> {
+        let now = self.clock.now();
+        let ticket = match self.liveness.lookup_view(id, now) {
+            Lookup::Hit(view) => return Ok(view),
+            Lookup::Miss(ticket) => Some(ticket),
+            Lookup::Bypass => None,
+        };
         let user = self
             .store
-            .get_user(who.user_id)
+            .get_user(id)
             .await?
             .ok_or(AppError::SessionRevoked)?;
-        let roles = self.store.list_roles(who.user_id).await?;
-        Ok(Me { user, roles })
+        let roles = self.store.list_roles(id).await?;
+        let mfa = MfaSummary::of(self.store.get_mfa(id).await?);
+        let view = Arc::new(UserView {
+            user_id: user.id,
+            email: user.email,
+            roles,
+            mfa,
+        });
+        if let Some(ticket) = ticket {
+            self.liveness.fill_view(ticket, Arc::clone(&view), now);
+        }
+        Ok(view)
     }
 
     /// Checks the account's password for a live session that asks to do something only
@@ -205,6 +263,7 @@ impl<S: Store> App<S> {
             // A concurrent change won; this request's "current" password is stale now.
             return Err(AppError::InvalidCredentials);
         }
+        self.user_changed(user.id).await;
         self.record_notified(
             &user,
             EventKind::PasswordChanged,

@@ -75,6 +75,13 @@ impl Policy {
         limit: 3,
         window: Duration::hours(1),
     };
+    /// Notices of one kind to one user: 10 an hour. Beyond it the event is still recorded
+    /// (dashboard, audit trail) but nothing more is sent. Per kind, so a flood of one
+    /// kind (sign-ins from new devices) never silences another (MFA disabled).
+    pub const NOTICES_PER_USER_KIND: Policy = Policy {
+        limit: 10,
+        window: Duration::hours(1),
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,6 +318,9 @@ pub enum LimitKey {
     /// Password-reset requests naming one address (hashed, as `LoginAccount`), whether or
     /// not an account has it, so unknown addresses are limited exactly like known ones.
     ResetAccount { account: String },
+    /// Notices of one kind queued for one user, whatever triggered them: whoever holds an
+    /// account (or registered someone else's address) must not turn it into a mail bomb.
+    Notices { user: String, kind: &'static str },
 }
 
 impl LimitKey {
@@ -364,8 +374,15 @@ impl LimitKey {
         }
     }
 
-    /// `ip`, `account`, `mfa`, `device`, `session`, `register`, `reset_ip` or
-    /// `reset_account`: for logs and metrics.
+    pub fn notices(user: crate::ids::UserId, kind: crate::event::EventKind) -> Self {
+        Self::Notices {
+            user: user.to_string(),
+            kind: kind.as_str(),
+        }
+    }
+
+    /// `ip`, `account`, `mfa`, `device`, `session`, `register`, `reset_ip`,
+    /// `reset_account` or `notices`: for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::LoginIp { .. } => "ip",
@@ -376,6 +393,7 @@ impl LimitKey {
             Self::RegisterIp { .. } => "register",
             Self::ResetIp { .. } => "reset_ip",
             Self::ResetAccount { .. } => "reset_account",
+            Self::Notices { .. } => "notices",
         }
     }
 
@@ -390,6 +408,7 @@ impl LimitKey {
             Self::RegisterIp { network } => format!("register:ip:{network}"),
             Self::ResetIp { network } => format!("reset:ip:{network}"),
             Self::ResetAccount { account } => format!("reset:acct:{account}"),
+            Self::Notices { user, kind } => format!("notice:{user}:{kind}"),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use axum::http::Method;
+use tessera_app::liveness::CacheStats;
 use tessera_app::outbox::ChannelCounts;
 use tessera_app::ports::OutboxBacklog;
 
@@ -118,6 +119,24 @@ impl Metrics {
         }
         out
     }
+}
+
+/// The user-view cache's lines (`tessera_app::liveness`), beside the session cache's: how
+/// `/v1/me`, `/v1/authorize` and the admin policy checks found the caller's roles and MFA
+/// state.
+pub fn render_user_view_cache(stats: &CacheStats) -> String {
+    let name = "tessera_user_view_cache_total";
+    let mut out = format!(
+        "# HELP {name} User views (roles, MFA state) by how they were found: hit (cache), miss (read, then cached), bypass (read; cache off or not trusted).\n# TYPE {name} counter\n"
+    );
+    for (result, n) in [
+        ("hit", stats.hits),
+        ("miss", stats.misses),
+        ("bypass", stats.bypasses),
+    ] {
+        let _ = writeln!(out, "{name}{{result=\"{result}\"}} {n}");
+    }
+    out
 }
 
 /// The outbox's lines: this node's deliveries and failures per channel (the names come

@@ -298,6 +298,22 @@ impl From<AppError> for Problem {
                 format!("the server is busy; try again in {retry_after_secs} seconds"),
             )
             .header(header::RETRY_AFTER, retry_after_secs.to_string()),
+            AppError::Unavailable(source) => {
+                // The driver's words name hosts and ports: the log has them, the body not.
+                let chain = error_chain(source.as_ref());
+                tracing::warn!(error = %chain, "database unreachable: answered 503");
+                Problem::new(
+                    C::ServiceUnavailable,
+                    format!(
+                        "the service is temporarily unavailable; try again in \
+                         {UNAVAILABLE_RETRY_AFTER_SECS} seconds"
+                    ),
+                )
+                .header(
+                    header::RETRY_AFTER,
+                    UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+                )
+            }
             AppError::Internal(source) => {
                 let chain = error_chain(source.as_ref());
                 tracing::error!(error = %chain, "internal error");
@@ -309,6 +325,10 @@ impl From<AppError> for Problem {
         }
     }
 }
+
+/// The wait a client is told after a database outage: about one pool deadline, so a
+/// retry lands after the pool has tried to reconnect at least once.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tessera_adapters::PoolDeadlines;
 use tessera_adapters::notify::ChannelSettings;
 use tessera_app::{HashingSettings, Settings};
 use tessera_core::ids::Role;
@@ -21,6 +22,8 @@ use crate::edge::HttpLimits;
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    database_connect_timeout: Option<i64>,
+    database_acquire_timeout: Option<i64>,
     master_key: Option<String>,
     master_key_file: Option<PathBuf>,
     master_key_previous: Option<Vec<String>>,
@@ -51,6 +54,7 @@ struct FileConfig {
     reset_ip_limit: Option<i64>,
     reset_account_limit: Option<i64>,
     reset_window: Option<i64>,
+    notice_limit: Option<i64>,
     hash_workers: Option<i64>,
     hash_queue: Option<i64>,
     hash_wait_ms: Option<i64>,
@@ -137,6 +141,8 @@ impl std::fmt::Debug for PreviousMasterKeys {
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// How long PostgreSQL is waited for, at start and per query (`TESSERA_DATABASE_*`).
+    pub database: PoolDeadlines,
     pub master_key: MasterKeySource,
     /// Accepted for opening, never for sealing (`TESSERA_MASTER_KEY_PREVIOUS`).
     pub master_key_previous: PreviousMasterKeys,
@@ -169,6 +175,8 @@ pub struct Config {
     pub reset_ip_limit: u32,
     pub reset_account_limit: u32,
     pub reset_window_secs: i64,
+    /// Notices of one kind sent to one user per hour; beyond it events are recorded only.
+    pub notice_limit: u32,
     /// The password-hashing pool: workers (default: one per core), how many requests may
     /// wait for one, and for how long before a 503.
     pub hash_workers: u32,
@@ -326,6 +334,10 @@ impl Config {
         let config = Self {
             listen,
             database_url,
+            database: database::resolve(
+                [file.database_connect_timeout, file.database_acquire_timeout],
+                &env,
+            )?,
             master_key,
             master_key_previous,
             trusted_proxies,
@@ -452,6 +464,11 @@ impl Config {
                 file.reset_window,
                 limits.reset_per_ip.window.whole_seconds(),
                 1,
+            )?,
+            notice_limit: count(
+                "TESSERA_NOTICE_LIMIT",
+                file.notice_limit,
+                limits.notices_per_user_kind.limit.into(),
             )?,
             hash_workers: count(
                 "TESSERA_HASH_WORKERS",
@@ -581,6 +598,7 @@ fn parse_net(s: &str) -> anyhow::Result<IpNet> {
         .with_context(|| format!("TESSERA_TRUSTED_PROXIES: {s:?} is not a CIDR or an address"))
 }
 
+mod database;
 mod outbox;
 pub use outbox::OutboxConfig;
 

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", run_admin(&config, operator, action).await?);
         }
         Command::Migrate => {
-            Backend::connect(&config.database_url)
+            Backend::connect_with(&config.database_url, config.database)
                 .await?
                 .migrate()
                 .await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use tessera_adapters::{
-    MemoryLimiter, PgStore, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
+    MemoryLimiter, PgStore, PoolDeadlines, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
 use tessera_app::{
@@ -35,7 +35,9 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+    /// Connects; PostgreSQL is waited for at most `deadlines.connect` here and
+    /// `deadlines.acquire` per query afterwards.
+    pub async fn connect_with(url: &str, deadlines: PoolDeadlines) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(
                 SqliteStore::connect(url)
@@ -44,7 +46,7 @@ impl Backend {
             ))
         } else {
             Ok(Self::Postgres(
-                PgStore::connect(url)
+                PgStore::connect_with(url, deadlines)
                     .await
                     .context("connecting to PostgreSQL")?,
             ))
@@ -87,7 +89,7 @@ impl Application {
         clock: Arc<dyn Clock>,
         migrate: bool,
     ) -> anyhow::Result<Self> {
-        let backend = Backend::connect(&config.database_url).await?;
+        let backend = Backend::connect_with(&config.database_url, config.database).await?;
         if migrate {
             backend.migrate().await?;
         }
@@ -181,7 +183,7 @@ pub async fn run_admin(
     operator: String,
     action: AdminCommand,
 ) -> anyhow::Result<String> {
-    let backend = Backend::connect(&config.database_url).await?;
+    let backend = Backend::connect_with(&config.database_url, config.database).await?;
     if let AdminCommand::VerifyAudit = action {
         // Only reads, and so never migrates: migrating links into the chains any event
         // row that has none (rows from before the chains existed), which would adopt a
@@ -342,6 +344,10 @@ fn settings(config: &Config) -> Settings {
             reset_per_account: Policy {
                 limit: config.reset_account_limit,
                 window: Duration::seconds(config.reset_window_secs),
+            },
+            notices_per_user_kind: Policy {
+                limit: config.notice_limit,
+                ..Policy::NOTICES_PER_USER_KIND
             },
         },
         step_up: config.step_up.clone(),

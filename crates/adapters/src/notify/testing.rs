@@ -133,6 +133,9 @@ pub struct SmtpSink {
     addr: SocketAddr,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     arrived: Arc<Notify>,
+    /// While false, a message is recorded but its final `250` waits: a delivery held in
+    /// flight (see `start_holding`).
+    open: Arc<tokio::sync::watch::Sender<bool>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -144,18 +147,34 @@ impl SmtpSink {
     /// On a given port of 127.0.0.1 (0: any free one), e.g. the port a server was told
     /// about while nothing listened there, to end an outage.
     pub async fn start_on(port: u16) -> Self {
+        Self::listen(port, true).await
+    }
+
+    /// A sink that records each message but holds its final `250` until `release`: the
+    /// sender's delivery stays in flight (e.g. across a server's shutdown).
+    pub async fn start_holding() -> Self {
+        Self::listen(0, false).await
+    }
+
+    /// Lets every held and later message be accepted.
+    pub fn release(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn listen(port: u16, open: bool) -> Self {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding the SMTP sink");
         let addr = listener.local_addr().expect("the sink's address");
         let mails = Arc::new(Mutex::new(Vec::new()));
         let arrived = Arc::new(Notify::new());
-        let (m, a) = (Arc::clone(&mails), Arc::clone(&arrived));
+        let open = Arc::new(tokio::sync::watch::Sender::new(open));
+        let (m, a, o) = (Arc::clone(&mails), Arc::clone(&arrived), Arc::clone(&open));
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (m, a) = (Arc::clone(&m), Arc::clone(&a));
+                let (m, a, gate) = (Arc::clone(&m), Arc::clone(&a), o.subscribe());
                 tokio::spawn(async move {
-                    let _ = converse(stream, m, a).await;
+                    let _ = converse(stream, m, a, gate).await;
                 });
             }
         });
@@ -163,6 +182,7 @@ impl SmtpSink {
             addr,
             mails,
             arrived,
+            open,
             task,
         }
     }
@@ -206,6 +226,7 @@ async fn converse(
     stream: TcpStream,
     mails: Arc<Mutex<Vec<ReceivedMail>>>,
     arrived: Arc<Notify>,
+    mut gate: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
@@ -259,6 +280,7 @@ async fn converse(
                     });
                 }
                 arrived.notify_waiters();
+                let _ = gate.wait_for(|open| *open).await;
                 b"250 queued\r\n"
             }
             "QUIT" => {

@@ -15,8 +15,12 @@ mod sessions;
 pub use sessions::ROTATE_SQL;
 mod users;
 
+use std::time::Duration;
+
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tessera_app::ports::StoreError;
+
+use crate::PoolDeadlines;
 
 use error::store_error;
 
@@ -32,13 +36,23 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (`postgres://user@host:port/db`). Does not migrate.
+    /// Connects to `url` (`postgres://user@host:port/db`) with the default deadlines.
+    /// Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PoolDeadlines::default()).await
+    }
+
+    /// Connects to `url`, waiting at most `deadlines.connect` for a first connection;
+    /// afterwards every query waits at most `deadlines.acquire` for one, so a lost
+    /// database answers `StoreError::Unavailable` within seconds instead of hanging.
+    /// Does not migrate.
+    pub async fn connect_with(url: &str, deadlines: PoolDeadlines) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect(url)
-            .await
+            .acquire_timeout(deadlines.acquire)
+            .connect_lazy(url)
             .map_err(store_error)?;
+        first_connection(&pool, deadlines.connect).await?;
         Ok(Self { pool })
     }
 
@@ -87,6 +101,28 @@ impl PgStore {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Opens a first connection within `deadline`: a database that refuses connections
+/// (still starting, or restarting) is asked again until then; any other refusal (a wrong
+/// password, no such database) ends the wait at once.
+async fn first_connection(pool: &PgPool, deadline: Duration) -> Result<(), StoreError> {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let remaining = until.saturating_duration_since(tokio::time::Instant::now());
+        let error = match tokio::time::timeout(remaining, pool.acquire()).await {
+            Ok(Ok(_connection)) => return Ok(()),
+            Ok(Err(e)) => store_error(e),
+            Err(_) => StoreError::Unavailable(
+                format!("no connection within {} s", deadline.as_secs()).into(),
+            ),
+        };
+        if !matches!(error, StoreError::Unavailable(_)) || tokio::time::Instant::now() >= until {
+            return Err(error);
+        }
+        // The pool already backed off inside its acquire; a short pause spares the log.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use tessera_app::ports::{BoxFuture, BusHealth, RevocationBus, RevocationSink};
-use tessera_core::ids::SessionId;
+use tessera_app::ports::{BoxFuture, BusHealth, Changes, RevocationBus, RevocationSink};
 
 /// Always "subscribed"; publishing goes nowhere. Only correct when no other process
-/// (another node, the `tessera admin` CLI) revokes sessions on the same database.
+/// (another node, the `tessera admin` CLI) revokes sessions or changes users on the same
+/// database.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LocalBus;
 
 impl RevocationBus for LocalBus {
-    fn publish<'a>(&'a self, _sessions: &'a [SessionId]) -> BoxFuture<'a, ()> {
+    fn publish_changes<'a>(&'a self, _changes: Changes<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 

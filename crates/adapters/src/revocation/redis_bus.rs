@@ -1,5 +1,6 @@
 //! [`RedisBus`]: revocations as Redis pub/sub messages on `{prefix}revocations`, the payload
-//! the session ids separated by spaces (ids only: never a token).
+//! the session ids and `user:`-prefixed user ids separated by spaces (see `wire`; ids only:
+//! never a token).
 //!
 //! ```text
 //!   Lost ──SUBSCRIBE confirmed──► Connected ──stream ends / PING fails──► Lost
@@ -21,8 +22,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
 use redis::{Client, Msg, RedisError};
-use tessera_app::ports::{BoxFuture, BusHealth, RevocationBus, RevocationSink};
-use tessera_core::ids::SessionId;
+use tessera_app::ports::{BoxFuture, BusHealth, Changes, RevocationBus, RevocationSink};
 use tokio::sync::OnceCell;
 
 /// The bound on one publication, connecting included.
@@ -108,16 +108,12 @@ impl RedisBus {
 }
 
 impl RevocationBus for RedisBus {
-    fn publish<'a>(&'a self, sessions: &'a [SessionId]) -> BoxFuture<'a, ()> {
+    fn publish_changes<'a>(&'a self, changes: Changes<'a>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if sessions.is_empty() {
+            if changes.is_empty() {
                 return;
             }
-            let payload = sessions
-                .iter()
-                .map(SessionId::to_string)
-                .collect::<Vec<_>>()
-                .join(" ");
+            let payload = super::wire::encode(&changes);
             let outcome = tokio::time::timeout(PUBLISH_DEADLINE, self.inner.publish(&payload))
                 .await
                 .unwrap_or_else(|_| Err(PublishError::Deadline));
@@ -127,13 +123,12 @@ impl RevocationBus for RedisBus {
                 }
                 Err(error) => {
                     let failures = self.inner.publish_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    let ids: Vec<String> = sessions.iter().map(SessionId::to_string).collect();
                     tracing::error!(
                         %error,
-                        sessions = %ids.join(","),
+                        named = %payload,
                         failures,
-                        "revocation not published: other nodes may serve these sessions from \
-                         their caches until their cache TTL"
+                        "revocation not published: other nodes may serve these sessions and \
+                         users from their caches until their cache TTL"
                     );
                 }
             }
@@ -308,15 +303,18 @@ impl Inner {
 
     fn handle(&self, message: &Msg, app: &dyn RevocationSink) {
         let payload = String::from_utf8_lossy(message.get_payload_bytes());
-        let parsed: Result<Vec<SessionId>, _> =
-            payload.split_whitespace().map(str::parse).collect();
-        match parsed {
-            Ok(ids) => {
+        match super::wire::decode(&payload) {
+            Some(named) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
-                app.revoked(&ids);
+                if !named.sessions.is_empty() {
+                    app.revoked(&named.sessions);
+                }
+                if !named.users.is_empty() {
+                    app.users_changed(&named.users);
+                }
             }
-            Err(_) => {
-                // Some session changed and we cannot tell which: trust nothing cached.
+            None => {
+                // Something changed and we cannot tell what: trust nothing cached.
                 tracing::warn!(
                     channel = %self.channel,
                     "unreadable revocation message; session cache flushed"

@@ -12,5 +12,8 @@ pub(super) fn store_error(e: sqlx::Error) -> StoreError {
             return StoreError::Conflict("email");
         }
     }
+    if crate::pool::is_unreachable(&e) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }

@@ -271,6 +271,7 @@ async fn trusted_rediss_conversation() {
     struct Quiet;
     impl tessera_app::ports::RevocationSink for Quiet {
         fn revoked(&self, _: &[tessera_core::ids::SessionId]) {}
+        fn users_changed(&self, _: &[tessera_core::ids::UserId]) {}
         fn lost(&self) {}
         fn connected(&self) {}
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tessera_adapters::RedisBus;
 use tessera_adapters::testing::skip_or_fail;
-use tessera_app::ports::{BusHealth, RevocationBus, RevocationSink};
-use tessera_core::ids::SessionId;
+use tessera_app::ports::{BusHealth, Changes, RevocationBus, RevocationSink};
+use tessera_core::ids::{SessionId, UserId};
 
 use super::limiters::{REDIS_URL_VAR, unique_prefix};
 use super::redis_outage::PrivateRedis;
@@ -20,6 +20,7 @@ const BOUND: Duration = Duration::from_secs(15);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Heard {
     Revoked(Vec<SessionId>),
+    UsersChanged(Vec<UserId>),
     Lost,
     Connected,
 }
@@ -36,6 +37,12 @@ impl RevocationSink for Recorder {
             .lock()
             .unwrap()
             .push(Heard::Revoked(sessions.to_vec()));
+    }
+    fn users_changed(&self, users: &[UserId]) {
+        self.heard
+            .lock()
+            .unwrap()
+            .push(Heard::UsersChanged(users.to_vec()));
     }
     fn lost(&self) {
         self.heard.lock().unwrap().push(Heard::Lost);
@@ -117,6 +124,24 @@ async fn a_revocation_published_on_one_bus_reaches_another_buses_subscriber() {
         .await;
     assert_eq!(node_a.publish_failures(), 0);
     assert_eq!(node_a.published(), 1);
+
+    // One message may name users (whose roles or MFA changed) beside sessions.
+    let user = UserId::from_random([9; 16]);
+    node_a
+        .publish_changes(Changes {
+            sessions: &[sid(3)],
+            users: &[user],
+        })
+        .await;
+    heard_b
+        .until("node B hears the session and the user", |h| {
+            h.ends_with(&[
+                Heard::Revoked(vec![sid(3)]),
+                Heard::UsersChanged(vec![user]),
+            ])
+        })
+        .await;
+    assert_eq!(node_a.published(), 2);
     // Another key prefix is another deployment: it hears nothing.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(

@@ -18,6 +18,7 @@ mod stats;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Notify;
@@ -60,20 +61,49 @@ impl Default for OutboxSettings {
     }
 }
 
-/// What the use cases share with the worker: its counters and the bell rung when a
-/// notification is queued on this node.
+/// How long a count of the queue answers `/readyz` and `/metrics`: both are unauthenticated
+/// and polled, and each count scans the pending rows.
+const BACKLOG_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What the use cases share with the worker: its counters, the bell rung when a
+/// notification is queued on this node, and the last count of the queue.
 #[derive(Debug)]
 pub(crate) struct OutboxShared {
     pub(crate) stats: OutboxStats,
-    pub(crate) queued: Notify,
+    bell: Notify,
+    /// Moves whenever this node queues or settles a row, so its own changes are never
+    /// answered from an older count (another node's show within [`BACKLOG_FRESH_FOR`]).
+    changes: AtomicU64,
+    /// One count at a time; the others wait for it and share it.
+    backlog: tokio::sync::Mutex<Option<CountedBacklog>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct CountedBacklog {
+    at: tokio::time::Instant,
+    changes: u64,
+    backlog: crate::ports::OutboxBacklog,
 }
 
 impl OutboxShared {
     pub(crate) fn new(channels: &[String]) -> Self {
         Self {
             stats: OutboxStats::new(channels),
-            queued: Notify::new(),
+            bell: Notify::new(),
+            changes: AtomicU64::new(0),
+            backlog: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// A notification was queued on this node: the worker sends it now rather than at its
+    /// next poll, and the next count is taken afresh.
+    pub(crate) fn queued(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        self.bell.notify_one();
+    }
+
+    fn settled(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -133,7 +163,7 @@ impl<S: Store> OutboxWorker<S> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                () = self.app.outbox.queued.notified() => {}
+                () = self.app.outbox.bell.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -179,6 +209,7 @@ impl<S: Store> OutboxWorker<S> {
                 .store
                 .settle_delivery(delivery.id, &delivery.channel, &outcome)
                 .await
+                .inspect(|()| self.app.outbox.settled())
             {
                 // The lease runs out and the row is claimed again: at least once holds.
                 tracing::warn!(
@@ -296,8 +327,25 @@ impl<S> App<S> {
 
 impl<S: Store> App<S> {
     /// The queue as the store sees it, every node's rows together.
+    /// Counted at most once a second per node (see [`BACKLOG_FRESH_FOR`]), and afresh
+    /// after this node queued or settled anything.
     pub async fn outbox_backlog(&self) -> Result<crate::ports::OutboxBacklog, AppError> {
-        Ok(self.store.outbox_backlog().await?)
+        let shared = &self.outbox;
+        let mut last = shared.backlog.lock().await;
+        let changes = shared.changes.load(Ordering::Relaxed);
+        if let Some(counted) = *last
+            && counted.changes == changes
+            && counted.at.elapsed() < BACKLOG_FRESH_FOR
+        {
+            return Ok(counted.backlog);
+        }
+        let backlog = self.store.outbox_backlog().await?;
+        *last = Some(CountedBacklog {
+            at: tokio::time::Instant::now(),
+            changes,
+            backlog,
+        });
+        Ok(backlog)
     }
 
     /// How long the oldest pending row has waited, at `now` (zero when none waits).

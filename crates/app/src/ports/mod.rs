@@ -45,7 +45,14 @@ pub enum StoreError {
     /// A uniqueness rule refused the write; the string names what clashed (e.g. `"email"`).
     #[error("conflict on {0}")]
     Conflict(&'static str),
-    /// The backend failed (connection lost, constraint we did not expect, bad row).
+    /// The backend could not be reached in time (no connection within the pool's
+    /// deadline, connection refused or lost, the server shutting down). The call did not
+    /// happen, unless the connection was lost during its commit (each store call is one
+    /// transaction, so it is never half-done); the same call may succeed once the
+    /// backend is back.
+    #[error("storage backend unreachable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The backend failed (constraint we did not expect, bad row, anything else).
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }

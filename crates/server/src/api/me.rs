@@ -47,14 +47,13 @@ pub async fn me<S: Store>(
     CurrentSession(who): CurrentSession,
 ) -> Result<Json<MeResponse>, Problem> {
     let me = state.app.me(&who).await?;
-    let (totp_enabled, recovery_codes_remaining) = state.app.mfa_status(who.user_id).await?;
     Ok(Json(MeResponse {
-        user_id: *me.user.id.as_uuid(),
-        email: me.user.email.as_str().to_owned(),
+        user_id: *me.user_id.as_uuid(),
+        email: me.email.as_str().to_owned(),
         roles: me.roles.iter().map(|r| r.as_str().to_owned()).collect(),
         mfa: MfaStatus {
-            totp_enabled,
-            recovery_codes_remaining,
+            totp_enabled: me.mfa.enabled,
+            recovery_codes_remaining: me.mfa.recovery_codes_remaining,
         },
     }))
 }

@@ -27,8 +27,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// How long each readiness check may take. A load balancer's probe must be answered well
-/// before the database pool's own acquire timeout (30 s) or a hung Redis would let it.
+/// How long each readiness check may take. A load balancer's probe must be answered
+/// quickly whatever the database pool's acquire timeout (`TESSERA_DATABASE_ACQUIRE_TIMEOUT`,
+/// up to 60 s) or a hung Redis would allow.
 const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// This node can serve: 200 with each check's state (`ok`, `degraded`, `off`); 503 only
@@ -143,6 +144,7 @@ pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
     );
     let degraded = u8::from(state.app.limiter_health() != LimiterHealth::Ok);
     let cache = state.app.session_cache_stats();
+    let views = crate::metrics::render_user_view_cache(&state.app.user_view_cache_stats());
     let subscribed = u8::from(state.app.revocation_bus_health() == Some(BusHealth::Connected));
     let text = format!(
         "{}# HELP tessera_rate_limiter_fallback_total Limit decisions made per node because Redis was unreachable.\n\
@@ -161,7 +163,7 @@ pub async fn metrics<S: Store>(State(state): State<AppState<S>>) -> Response {
          tessera_session_cache_total{{result=\"bypass\"}} {}\n\
          # HELP tessera_session_cache_flushes_total Whole-cache flushes after a lost revocation subscription.\n\
          # TYPE tessera_session_cache_flushes_total counter\n\
-         tessera_session_cache_flushes_total {}\n\
+         tessera_session_cache_flushes_total {}\n{views}\
          # HELP tessera_revocation_subscribed 1 while this node receives other nodes' revocations.\n\
          # TYPE tessera_revocation_subscribed gauge\n\
          tessera_revocation_subscribed {subscribed}\n\

@@ -53,13 +53,12 @@ async fn account_page<S: Store>(
 ) -> Response {
     let loaded = async {
         let me = state.app.me(who).await?;
-        let (mfa_on, left) = state.app.mfa_status(who.user_id).await?;
         let devices = state.app.list_devices(who).await?;
         let events = state.app.my_events(who, RECENT_EVENTS).await?;
-        Ok::<_, AppError>((me, mfa_on, left, devices, events))
+        Ok::<_, AppError>((me, devices, events))
     }
     .await;
-    let (me, mfa_on, recovery_codes_left, devices, events) = match loaded {
+    let (me, devices, events) = match loaded {
         Ok(v) => v,
         Err(e) => return super::views::failure_page(e),
     };
@@ -69,9 +68,9 @@ async fn account_page<S: Store>(
     let (jar, csrf) = csrf_token(jar);
     let view = AccountSecurityPage {
         csrf,
-        email: me.user.email.as_str().to_owned(),
-        mfa_on,
-        recovery_codes_left,
+        email: me.email.as_str().to_owned(),
+        mfa_on: me.mfa.enabled,
+        recovery_codes_left: me.mfa.recovery_codes_remaining,
         devices,
         events: events.into_iter().map(EventRow::from).collect(),
         notice,

@@ -63,8 +63,12 @@ enum Rotated {
     Tokens(BrowserTokens),
     /// The refresh token no longer signs anyone in.
     SignedOut,
-    /// Not the token's fault (the store failed): the message, for the log.
-    Failed(String),
+    /// Not the token's fault (the store failed): the message, for the log, and whether
+    /// the store was only unreachable (a 503 to retry, not a 500).
+    Failed {
+        message: String,
+        unavailable: bool,
+    },
 }
 
 /// The refresh-token rotations running on this node, by the presented token's hash.
@@ -91,14 +95,26 @@ impl RefreshFlights {
             observe_refresh(&state, &result);
             match result {
                 Ok(tokens) => Rotated::Tokens(BrowserTokens::from(tokens)),
-                Err(AppError::Internal(e)) => Rotated::Failed(chain(e.as_ref())),
+                // An outage must not sign the browser out: its cookie may be fine.
+                Err(AppError::Internal(e)) => Rotated::Failed {
+                    message: chain(e.as_ref()),
+                    unavailable: false,
+                },
+                Err(AppError::Unavailable(e)) => Rotated::Failed {
+                    message: chain(e.as_ref()),
+                    unavailable: true,
+                },
                 Err(_) => Rotated::SignedOut,
             }
         });
         match rotated.await {
             Some(Rotated::Tokens(tokens)) => Ok(Some(tokens)),
             Some(Rotated::SignedOut) => Ok(None),
-            Some(Rotated::Failed(e)) => Err(AppError::Internal(e.into())),
+            Some(Rotated::Failed {
+                message,
+                unavailable,
+            }) if unavailable => Err(AppError::Unavailable(message.into())),
+            Some(Rotated::Failed { message, .. }) => Err(AppError::Internal(message.into())),
             None => Err(AppError::Internal("the refresh rotation panicked".into())),
         }
     }
@@ -188,7 +204,7 @@ pub async fn browser_principal<S: Store>(
             Ok(who) => return Ok(BrowserSession::SignedIn(who, None)),
             // Expired (or from a key long gone): the refresh token decides.
             Err(AppError::InvalidToken) => {}
-            Err(e @ AppError::Internal(_)) => return Err(e),
+            Err(e) if e.is_server_fault() => return Err(e),
             Err(_) => return Ok(BrowserSession::SignedOut),
         }
     }
@@ -206,7 +222,7 @@ pub async fn browser_principal<S: Store>(
     };
     match state.app.authenticate(&fresh.access_token).await {
         Ok(who) => Ok(BrowserSession::SignedIn(who, Some(fresh))),
-        Err(e @ AppError::Internal(_)) => Err(e),
+        Err(e) if e.is_server_fault() => Err(e),
         Err(_) => Ok(BrowserSession::SignedOut),
     }
 }

@@ -109,6 +109,9 @@ fn message_for(e: &AppError) -> String {
             "The service is busy right now. Try again in {}.",
             wait(*retry_after_secs)
         ),
+        AppError::Unavailable(_) => {
+            "The service is briefly unavailable. Please try again in a few seconds.".into()
+        }
         _ => "Something went wrong on our side. It has been logged; please try again.".into(),
     }
 }

@@ -62,6 +62,11 @@ fn limits_and_redis_are_configurable_and_checked() {
         (4, 1, 120)
     );
     assert!(resolve("", &[("TESSERA_RESET_ACCOUNT_LIMIT", "0")]).is_err());
+    assert_eq!(resolve("", &[]).unwrap().notice_limit, 10);
+    assert_eq!(resolve("notice_limit = 2", &[]).unwrap().notice_limit, 2);
+    let c = resolve("notice_limit = 2", &[("TESSERA_NOTICE_LIMIT", "30")]).unwrap();
+    assert_eq!(c.notice_limit, 30);
+    assert!(resolve("", &[("TESSERA_NOTICE_LIMIT", "0")]).is_err());
 }
 
 #[test]
@@ -291,4 +296,27 @@ fn notification_channels_come_from_the_file_or_environment_and_a_bad_url_stops_t
         e.contains("TESSERA_SMTP_URL") && !e.contains("hunter2secret"),
         "{e}"
     );
+}
+
+#[test]
+fn database_deadlines_default_to_seconds_come_from_file_or_environment_and_are_checked() {
+    let secs = std::time::Duration::from_secs;
+    let c = resolve("", &[]).unwrap().database;
+    assert_eq!((c.connect, c.acquire), (secs(10), secs(3)));
+    let c = resolve(
+        "database_connect_timeout = 60\ndatabase_acquire_timeout = 9",
+        &[("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "2")],
+    )
+    .unwrap()
+    .database;
+    assert_eq!((c.connect, c.acquire), (secs(60), secs(2)));
+    for (name, bad) in [
+        ("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "0"),
+        ("TESSERA_DATABASE_ACQUIRE_TIMEOUT", "61"),
+        ("TESSERA_DATABASE_CONNECT_TIMEOUT", "0"),
+        ("TESSERA_DATABASE_CONNECT_TIMEOUT", "soon"),
+    ] {
+        let e = resolve("", &[(name, bad)]).unwrap_err();
+        assert!(format!("{e:#}").contains(name), "{e:#}");
+    }
 }

@@ -47,6 +47,9 @@ pub struct Options {
     pub trusted_proxies: Vec<&'static str>,
     /// A specific Redis (e.g. a private server a test will kill); implies `redis`.
     pub redis_url: Option<String>,
+    /// The Redis key prefix instead of a fresh one: nodes given the same one share their
+    /// limits and revocation channel.
+    pub redis_key_prefix: Option<String>,
     /// The master key (base64) instead of a fresh random one.
     pub master_key: Option<String>,
     /// TESSERA_MASTER_KEY_PREVIOUS (base64 keys).
@@ -118,7 +121,7 @@ impl TestApp {
         config.issuer = "https://auth.test".into();
         config.refresh_retry_window_secs = options.retry_window_secs;
         config.redis_url = redis;
-        config.redis_key_prefix = redis_prefix();
+        config.redis_key_prefix = options.redis_key_prefix.unwrap_or_else(redis_prefix);
         if let Some(limits) = options.http {
             config.http = limits;
         }

@@ -41,9 +41,15 @@ pub(crate) async fn enrolled(
     device: &str,
 ) -> Option<(String, Value, String, Vec<String>)> {
     let (email, login) = app.signed_in_user(device).await;
-    let at = s(&login, "access_token");
+    let (secret, codes) = enroll(app, &s(&login, "access_token")).await?;
+    Some((email, login, secret, codes))
+}
+
+/// Enrols TOTP for the session behind `at` (set-up, then a current code). Returns (secret,
+/// recovery codes).
+pub(crate) async fn enroll(app: &TestApp, at: &str) -> Option<(String, Vec<String>)> {
     let setup: Value = app
-        .post_auth("/v1/mfa/totp/setup", &at, json!({"password": PASSWORD}))
+        .post_auth("/v1/mfa/totp/setup", at, json!({"password": PASSWORD}))
         .await
         .json()
         .await
@@ -51,7 +57,7 @@ pub(crate) async fn enrolled(
     let secret = s(&setup, "secret");
     let code = oathtool(&secret, app.clock.now())?;
     let res = app
-        .post_auth("/v1/mfa/totp/confirm", &at, json!({"code": code}))
+        .post_auth("/v1/mfa/totp/confirm", at, json!({"code": code}))
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
@@ -61,7 +67,7 @@ pub(crate) async fn enrolled(
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
         .collect();
-    Some((email, login, secret, codes))
+    Some((secret, codes))
 }
 
 /// The login's second step.

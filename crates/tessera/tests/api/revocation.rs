@@ -16,7 +16,7 @@ use crate::process::{serve_with, temp_dir};
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
 
 /// A counter or gauge from Prometheus text, by its full name with labels.
-fn metric(text: &str, name: &str) -> u64 {
+pub(crate) fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
@@ -28,7 +28,7 @@ const MISSES: &str = "tessera_session_cache_total{result=\"miss\"}";
 const BYPASSES: &str = "tessera_session_cache_total{result=\"bypass\"}";
 
 /// Polls `/metrics` at `base` until the node says its revocation subscription is up.
-async fn until_subscribed(client: &reqwest::Client, metrics_url: &str) {
+pub(crate) async fn until_subscribed(client: &reqwest::Client, metrics_url: &str) {
     let start = Instant::now();
     loop {
         let text = client

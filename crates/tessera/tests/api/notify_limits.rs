@@ -1,0 +1,84 @@
+//! Notices are budgeted per user and kind: whoever can sign in to an account (or
+//! registered someone else's address) cannot turn it into a mail bomb, and a flood of one
+//! kind never silences another.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tessera_core::ratelimit::Policy;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, s};
+use crate::notify::{drained, mails_of, spawn_with_sink};
+
+const NEW_DEVICE: &str = "New sign-in to your account";
+const PASSWORD_CHANGED: &str = "Your password was changed";
+
+async fn events(app: &TestApp, token: &str) -> Vec<Value> {
+    let res = app.get_auth("/v1/security-events?limit=100", token).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    body["events"].as_array().unwrap().clone()
+}
+
+async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(
+    backend: Backend,
+) {
+    let Some((app, sink)) = spawn_with_sink(backend).await else {
+        return;
+    };
+    let budget = Policy::NOTICES_PER_USER_KIND.limit as usize;
+    let email = format!("bomb-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    let mut last = Value::Null;
+    for i in 0..budget + 3 {
+        last = app
+            .login_ok(&email, PASSWORD, &format!("fresh-device-{i}"))
+            .await;
+    }
+    drained(&app).await;
+    assert_eq!(
+        mails_of(&sink, &email, NEW_DEVICE).len(),
+        budget,
+        "at most the budget of new-device mails in the hour"
+    );
+
+    let token = s(&last, "access_token");
+    let all = events(&app, &token).await;
+    let new_device: Vec<&Value> = all.iter().filter(|e| e["type"] == "new_device").collect();
+    assert_eq!(
+        new_device.len(),
+        budget + 3,
+        "every sign-in is still recorded"
+    );
+    let withheld = new_device
+        .iter()
+        .filter(|e| e["detail"]["notice"] == "withheld")
+        .count();
+    assert_eq!(
+        withheld, 3,
+        "the ones past the budget say no message went out"
+    );
+
+    // Another kind has its own budget: the owner still hears of a password change.
+    let res = app
+        .post_auth(
+            "/v1/me/password",
+            &token,
+            json!({"current_password": PASSWORD, "new_password": "a-new-passphrase-42"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    drained(&app).await;
+    assert_eq!(mails_of(&sink, &email, PASSWORD_CHANGED).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_sqlite() {
+    a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(Backend::Sqlite)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_postgres() {
+    a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(Backend::Postgres)
+        .await;
+}

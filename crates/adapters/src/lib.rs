@@ -40,6 +40,6 @@ pub use clock::SystemClock;
 pub use limiter::{MemoryLimiter, RedisLimiter, RedisLimiterError};
 pub use pool::PoolDeadlines;
 pub use postgres::{PgStore, ROTATE_SQL};
-pub use revocation::{LocalBus, RedisBus, RedisBusError};
+pub use revocation::{LocalBus, RedisBus, RedisBusError, SqliteWatch, WATCH_PERIOD};
 pub use sqlite::SqliteStore;
 pub use tls::install_tls_provider;

@@ -95,8 +95,13 @@ impl Application {
         }
         log_cache_choice(&backend, config);
         let (router, outbox) = match backend {
-            Backend::Sqlite(store) => router(store, config, clock).await?,
-            Backend::Postgres(store) => router(store, config, clock).await?,
+            Backend::Sqlite(store) => {
+                // Alone on its file, a server learns of other processes' writes (the
+                // admin CLI) by watching the file; several servers need Redis.
+                let watch: Arc<dyn RevocationBus> = Arc::new(store.watch());
+                router(store, config, clock, Some(watch)).await?
+            }
+            Backend::Postgres(store) => router(store, config, clock, None).await?,
         };
         let listener = TcpListener::bind(config.listen)
             .await
@@ -142,10 +147,12 @@ impl Application {
     }
 }
 
+/// `without_redis`: the bus when no Redis is configured (none: no cache).
 async fn router<S: Store>(
     store: S,
     config: &Config,
     clock: Arc<dyn Clock>,
+    without_redis: Option<Arc<dyn RevocationBus>>,
 ) -> anyhow::Result<(Router, Outbox)> {
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
     let channels =
@@ -154,7 +161,7 @@ async fn router<S: Store>(
         store,
         clock,
         limiter(config)?,
-        revocation_bus(config)?,
+        revocation_bus(config)?.or(without_redis),
         master,
         settings(config),
     )
@@ -391,6 +398,17 @@ fn log_cache_choice(backend: &Backend, config: &Config) {
             ttl_secs = ttl,
             "session cache on: revocations travel over Redis pub/sub; the cache is \
              bypassed whenever the subscription is down"
+        ),
+        (None, 0) => tracing::info!(
+            database,
+            "session cache off (TESSERA_SESSION_CACHE_TTL=0): every request reads its session"
+        ),
+        (None, ttl) if matches!(backend, Backend::Sqlite(_)) => tracing::info!(
+            database,
+            ttl_secs = ttl,
+            watch_ms = tessera_adapters::WATCH_PERIOD.as_millis(),
+            "session cache on: this server is alone on its file; a change by another \
+             process (`tessera admin`) drops the cache within the watch period"
         ),
         (None, _) => tracing::info!(
             database,

@@ -58,9 +58,13 @@ impl SqliteStore {
         create_private(options.get_filename()).map_err(|e| StoreError::Backend(Box::new(e)))?;
         // The writer comes first: it creates the file and switches it to WAL (a lasting
         // property of the file) before any reader opens it.
+        // Kept for the life of the pool: the cache's watch compares what this connection
+        // has seen of other processes' commits (`SqliteWatch`).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
             .connect_with(
                 options
                     .clone()
@@ -105,6 +109,12 @@ impl SqliteStore {
     #[cfg(feature = "testing")]
     pub fn pool(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    /// The bus of a server alone on this file: other processes' writes drop its cache
+    /// (see [`SqliteWatch`](crate::SqliteWatch)).
+    pub fn watch(&self) -> crate::SqliteWatch {
+        crate::SqliteWatch::new(self.writer.clone(), crate::WATCH_PERIOD)
     }
 
     /// [`connect`](Self::connect), then [`migrate`](Self::migrate).

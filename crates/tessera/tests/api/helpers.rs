@@ -26,6 +26,9 @@ pub struct TestApp {
     /// Shared with any other server started on the same database (`TestApp::start_on`).
     pub db: Arc<TestDatabase>,
     pub clock: Arc<ManualClock>,
+    /// The server is alone on a SQLite file with no Redis: its cache learns of writes by
+    /// other connections (as [`TestApp::sql`] makes) by watching the file.
+    watches_file: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -120,6 +123,7 @@ impl TestApp {
         config.master_key_previous = PreviousMasterKeys::new(options.previous_master_keys);
         config.issuer = "https://auth.test".into();
         config.refresh_retry_window_secs = options.retry_window_secs;
+        let watches_file = db.url().starts_with("sqlite:") && redis.is_none();
         config.redis_url = redis;
         config.redis_key_prefix = options.redis_key_prefix.unwrap_or_else(redis_prefix);
         if let Some(limits) = options.http {
@@ -153,6 +157,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             db,
             clock,
+            watches_file,
             shutdown: Some(tx),
         })
     }
@@ -252,8 +257,35 @@ impl TestApp {
             .expect("tessera_password_checks_total in /metrics")
     }
 
-    /// Runs one SQL statement on the app's database (test set-up such as granting a role).
+    /// Runs one SQL statement on the app's database (test set-up such as granting a role),
+    /// and returns once the server can no longer answer from what it cached before.
     pub async fn sql(&self, statement: &str) {
+        let flushes = self.cache_flushes().await;
+        self.sql_unwatched(statement).await;
+        if !self.watches_file {
+            return;
+        }
+        // A serving cache is flushed by the watch's next look. One not serving yet (the
+        // first moments after start) has nothing to flush and moves no counter: it starts
+        // from what is in the file, so the bound only ends the wait, it checks nothing.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.cache_flushes().await <= flushes && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Whole-cache flushes so far (`/metrics`).
+    pub async fn cache_flushes(&self) -> u64 {
+        self.metrics()
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_session_cache_flushes_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("tessera_session_cache_flushes_total in /metrics")
+    }
+
+    /// [`sql`](Self::sql) without waiting for the server to notice.
+    pub async fn sql_unwatched(&self, statement: &str) {
         if self.db.url().starts_with("sqlite:") {
             let pool = sqlx::SqlitePool::connect(self.db.url()).await.unwrap();
             sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))

@@ -10,6 +10,7 @@ mod browser;
 mod browser_rotation;
 mod devices;
 mod edge;
+mod embedded_cache;
 mod forms;
 mod freshness;
 mod helpers;

@@ -126,6 +126,47 @@ async fn the_emailed_link_resets_the_password_and_ends_every_session(backend: Ba
     }
 }
 
+/// Email is not a second factor (ASVS 6.3.6, 6.4.3): a reset sets the password and
+/// nothing else, so an account with TOTP still asks for a code at the next sign-in.
+async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some(app) = app_with_sink(backend, &sink).await else {
+        return;
+    };
+    let Some((email, _, _, codes)) = crate::mfa::enrolled(&app, "laptop").await else {
+        return;
+    };
+    drained(&app).await;
+    let before = sink.mails().len();
+    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    let tokens = link_tokens(&sink, before + 1).await;
+    let token = tokens.last().expect("a reset link");
+    assert_eq!(
+        complete(&app, token, NEW_PASSWORD).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    let res = app.login(&email, NEW_PASSWORD, "tablet").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let pending: Value = res.json().await.unwrap();
+    assert_eq!(pending["status"], "mfa_required", "{pending}");
+    assert!(pending.get("access_token").is_none(), "{pending}");
+    assert!(pending.get("refresh_token").is_none(), "{pending}");
+    // The factor is the one enrolled before the reset: its recovery codes still work.
+    let res = crate::mfa::login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code_sqlite() {
+    a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code_postgres() {
+    a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(Backend::Postgres).await;
+}
+
 async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backend: Backend) {
     let sink = SmtpSink::start().await;
     let Some(app) = app_with_sink(backend, &sink).await else {

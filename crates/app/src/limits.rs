@@ -177,19 +177,21 @@ impl<S: Store> App<S> {
 
     /// Counts one failure on `key` if there is room for it, without waiting or refusing
     /// anything: for a failure decided on another budget that this one must also see.
-    pub(crate) async fn charge(&self, key: &LimitKey, policy: Policy) {
+    /// Whether there was room (also when no ticket could be drawn: nothing was counted).
+    pub(crate) async fn charge(&self, key: &LimitKey, policy: Policy) -> bool {
         let Ok(bytes) = random() else {
-            return;
+            return true;
         };
         let ticket = Ticket(bytes);
-        if self
+        let room = self
             .limiter
             .reserve(key, policy, self.clock.now(), ticket)
             .await
-            == Decision::Allow
-        {
+            == Decision::Allow;
+        if room {
             self.limiter.fail(key, ticket).await;
         }
+        room
     }
 
     /// Spends one notice of `kind` to `user` if the hour's budget has one left. Anyone who
@@ -200,30 +202,24 @@ impl<S: Store> App<S> {
     pub(crate) async fn notice_allowed(&self, user: UserId, kind: EventKind) -> bool {
         let key = LimitKey::notices(user, kind);
         let policy = self.settings.limits.notices_per_user_kind;
-        let now = self.clock.now();
-        let Ok(bytes) = random() else {
+        // Spent for the window whatever happens to the message.
+        if self.charge(&key, policy).await {
             return true;
-        };
-        let ticket = Ticket(bytes);
-        match self.limiter.reserve(&key, policy, now, ticket).await {
-            Decision::Allow => {
-                // Spent for the window, whatever happens to the message.
-                self.limiter.fail(&key, ticket).await;
-                true
-            }
-            Decision::Busy | Decision::Deny { .. } => {
-                if self.limiter.first_denial(&key, policy.window, now).await {
-                    tracing::warn!(
-                        user_id = %user,
-                        kind = kind.as_str(),
-                        limit = policy.limit,
-                        window_secs = policy.window.whole_seconds(),
-                        "notice budget spent: further notices of this kind are recorded, not sent"
-                    );
-                }
-                false
-            }
         }
+        if self
+            .limiter
+            .first_denial(&key, policy.window, self.clock.now())
+            .await
+        {
+            tracing::warn!(
+                user_id = %user,
+                kind = kind.as_str(),
+                limit = policy.limit,
+                window_secs = policy.window.whole_seconds(),
+                "notice budget spent: further notices of this kind are recorded, not sent"
+            );
+        }
+        false
     }
 
     async fn denied(

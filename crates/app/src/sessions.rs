@@ -222,7 +222,8 @@ impl<S: Store> App<S> {
         }
         reserved.keep().await;
         let account = LimitKey::login_account(user.email.normalized(), PROVIDER);
-        self.charge(&account, limits.login_per_account).await;
+        // A full account budget refuses the next login anyway: nothing more to do here.
+        let _ = self.charge(&account, limits.login_per_account).await;
         self.record(
             user.id,
             EventKind::LoginFailed,

@@ -63,6 +63,29 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ports::{NewSession, NewUser, RefreshSwap, Store};
 
+/// Runs `attempt` once per input, all released at the same instant (a barrier), and
+/// returns each input's index with its result, in no particular order.
+pub(crate) async fn race<S, T, R, F, Fut>(store: &S, inputs: &[T], attempt: F) -> Vec<(usize, R)>
+where
+    S: Store,
+    T: Clone + Send + 'static,
+    R: Send + 'static,
+    F: Fn(S, T) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+{
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(inputs.len()));
+    let mut racers = tokio::task::JoinSet::new();
+    for (i, input) in inputs.iter().cloned().enumerate() {
+        let run = attempt(store.clone(), input);
+        let start = start.clone();
+        racers.spawn(async move {
+            start.wait().await;
+            (i, run.await)
+        });
+    }
+    racers.join_all().await
+}
+
 /// Where every case's time starts: a fixed instant with a non-zero microsecond part.
 pub(crate) const T0: OffsetDateTime = datetime!(2026-03-01 09:15:30.123456 UTC);
 

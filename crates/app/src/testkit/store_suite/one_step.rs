@@ -2,15 +2,11 @@
 //! compare-and-swap does when the presented token is current on a live session, and
 //! writes nothing otherwise, so the caller's slow path sees the rows untouched.
 
-use std::sync::Arc;
-
 use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
 use time::{Duration, OffsetDateTime};
-use tokio::sync::Barrier;
-use tokio::task::JoinSet;
 
-use super::{ABSOLUTE, IDLE, T0, given_user, random, rotation, session_on, token_hash};
+use super::{ABSOLUTE, IDLE, T0, given_user, race, random, rotation, session_on, token_hash};
 use crate::ports::{CurrentRotation, Store, SwapOutcome};
 
 /// A one-step rotation of `presented` at `now`, as the refresh use case builds it.
@@ -212,21 +208,13 @@ pub async fn exactly_one_of_sixteen_concurrent_one_step_rotations_wins<S: Store>
     let steps: Vec<CurrentRotation> = (0..RACERS)
         .map(|_| one_step(login.refresh_hash, now))
         .collect();
-    let start = Arc::new(Barrier::new(RACERS));
-    let mut racers = JoinSet::new();
-    for (i, step) in steps.iter().cloned().enumerate() {
-        let (store, start) = (store.clone(), start.clone());
-        racers.spawn(async move {
-            start.wait().await;
-            (i, store.rotate_current(&step).await.unwrap().is_some())
-        });
-    }
-    let won: Vec<usize> = racers
-        .join_all()
-        .await
-        .into_iter()
-        .filter_map(|(i, won)| won.then_some(i))
-        .collect();
+    let won: Vec<usize> = race(&store, &steps, |store, step| async move {
+        store.rotate_current(&step).await.unwrap().is_some()
+    })
+    .await
+    .into_iter()
+    .filter_map(|(i, won)| won.then_some(i))
+    .collect();
     assert_eq!(won.len(), 1, "exactly one must win, got {won:?}");
     let session = store.get_session(login.id).await.unwrap().unwrap();
     assert_eq!(session.refresh_generation, 1);

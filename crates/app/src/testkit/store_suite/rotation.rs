@@ -1,13 +1,9 @@
 //! The refresh compare-and-swap and the rotation history.
 
-use std::sync::Arc;
-
 use tessera_core::session::RevokeReason;
 use time::Duration;
-use tokio::sync::Barrier;
-use tokio::task::JoinSet;
 
-use super::{T0, given_user, rotation, session_on, token_hash};
+use super::{T0, given_user, race, rotation, session_on, token_hash};
 use crate::ports::{RefreshSwap, Store, SwapOutcome};
 
 const RACERS: usize = 16;
@@ -23,16 +19,10 @@ pub async fn exactly_one_of_sixteen_concurrent_rotations_wins<S: Store>(store: S
     let swaps: Vec<RefreshSwap> = (0..RACERS)
         .map(|_| rotation(login.id, login.refresh_hash, now))
         .collect();
-    let start = Arc::new(Barrier::new(RACERS));
-    let mut racers = JoinSet::new();
-    for (i, swap) in swaps.iter().cloned().enumerate() {
-        let (store, start) = (store.clone(), start.clone());
-        racers.spawn(async move {
-            start.wait().await;
-            (i, store.swap_refresh(&swap).await.unwrap())
-        });
-    }
-    let outcomes = racers.join_all().await;
+    let outcomes = race(&store, &swaps, |store, swap| async move {
+        store.swap_refresh(&swap).await.unwrap()
+    })
+    .await;
     let winners: Vec<usize> = outcomes
         .iter()
         .filter(|(_, outcome)| *outcome == SwapOutcome::Won)

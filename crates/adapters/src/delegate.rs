@@ -53,12 +53,12 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
-            async fn swap_roles(
+            async fn replace_roles(
                 &self,
                 id: ::tessera_core::ids::UserId,
                 roles: &[::tessera_core::ids::Role],
             ) -> __p::StoreResult<()> {
-                users::swap_roles(&self.$write, id, roles)
+                users::replace_roles(&self.$write, id, roles)
                     .await
                     .map_err(store_error)
             }
@@ -206,13 +206,13 @@ macro_rules! impl_store_ports {
                 mfa::get(&self.$read, user).await.map_err(store_error)
             }
 
-            async fn swap_pending_totp(
+            async fn replace_pending_totp(
                 &self,
                 user: ::tessera_core::ids::UserId,
                 sealed: &[u8],
                 now: ::time::OffsetDateTime,
             ) -> __p::StoreResult<()> {
-                mfa::swap_pending(&self.$write, user, sealed, now)
+                mfa::replace_pending(&self.$write, user, sealed, now)
                     .await
                     .map_err(store_error)
             }
@@ -328,12 +328,12 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
-            async fn swap_session_mfa(
+            async fn record_session_mfa(
                 &self,
                 session: ::tessera_core::ids::SessionId,
                 now: ::time::OffsetDateTime,
             ) -> __p::StoreResult<bool> {
-                sessions::swap_mfa(&self.$write, session, now)
+                sessions::record_mfa(&self.$write, session, now)
                     .await
                     .map_err(store_error)
             }

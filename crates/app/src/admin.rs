@@ -122,7 +122,7 @@ impl<S: Store> App<S> {
         let mut roles = roles;
         roles.sort();
         roles.dedup();
-        self.store.swap_roles(user.id, &roles).await?;
+        self.store.replace_roles(user.id, &roles).await?;
         self.user_changed(user.id).await;
         let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
         self.record(

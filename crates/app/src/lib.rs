@@ -6,8 +6,12 @@
 //! - `hashing`: the bounded password-hashing pool (overload is a prompt 503).
 //! - `limits`: spending rate-limit budgets (reserve, wait for attempts in flight, settle).
 //! - `keys`: the signing key ring (sealed at rest, reloaded when another node adds a key).
-//! - `auth`: registration, login, refresh rotation, logout, bearer authentication,
-//!   password change.
+//! - `app`: `App`, the context every use case shares, and the steps they share (issuing
+//!   tokens, recording events).
+//! - `login`: registration and password login; `pacing` evens out the unknown-email
+//!   failure; `signin`: the rule every sign-in ends with (password and second step alike).
+//! - `refresh`: refresh-token rotation with reuse detection.
+//! - `sessions`: bearer authentication, logout, `/v1/me` and password change.
 //! - `mfa`: TOTP enrolment, the login second step, step-up, recovery codes.
 //! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
@@ -57,7 +61,7 @@ pub use login::{DeviceTokenInput, LoginInput, LoginOutcome};
 pub use mfa::{MfaPending, SecondFactor, SteppedUp, TotpSetup};
 pub use outbox::{OutboxSettings, OutboxWorker};
 pub use refresh::BROWSER_RETRY_WINDOW;
-pub use rekey::RotationReport;
+pub use rekey::RekeyReport;
 pub use reset::RESET_TOKEN_TTL;
 pub use retention::Retention;
 pub use sessions::{MfaSummary, Principal, UserView};

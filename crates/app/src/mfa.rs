@@ -140,7 +140,7 @@ impl<S: Store> App<S> {
             secret.as_bytes(),
         );
         self.store
-            .swap_pending_totp(user.id, &sealed, self.clock.now())
+            .replace_pending_totp(user.id, &sealed, self.clock.now())
             .await?;
         self.present_setup(&user, &secret)
     }
@@ -219,7 +219,7 @@ impl<S: Store> App<S> {
         }
         self.user_changed(user.id).await;
         self.refund(reserved).await;
-        self.store.swap_session_mfa(who.session_id(), now).await?;
+        self.store.record_session_mfa(who.session_id(), now).await?;
         self.session_changed(&[who.session_id()]).await;
         self.record_notified(
             &user,
@@ -322,7 +322,7 @@ impl<S: Store> App<S> {
         self.check_second_factor(&user, code, ctx, "step_up")
             .await?;
         let now = self.clock.now();
-        let swapped = self.store.swap_session_mfa(who.session_id(), now).await?;
+        let swapped = self.store.record_session_mfa(who.session_id(), now).await?;
         self.session_changed(&[who.session_id()]).await;
         if !swapped {
             return Err(AppError::SessionRevoked);

@@ -21,7 +21,7 @@ const ATTEMPTS: usize = 3;
 
 /// What one rotation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RotationReport {
+pub struct RekeyReport {
     /// Signing-key seeds re-sealed under the current master key.
     pub signing_keys: usize,
     /// TOTP secrets re-sealed (a user's enabled and pending secret count as two).
@@ -34,7 +34,7 @@ pub struct RotationReport {
     pub unreadable: usize,
 }
 
-impl RotationReport {
+impl RekeyReport {
     /// True when every stored secret is now under the current master key, so the
     /// previous keys may be removed.
     pub fn is_complete(&self) -> bool {
@@ -45,8 +45,8 @@ impl RotationReport {
 impl<S: Store> App<S> {
     /// Re-seals every signing-key seed and TOTP secret not already under the current
     /// master key, and logs one line with the counts.
-    pub async fn rotate_master_key(&self) -> Result<RotationReport, AppError> {
-        let mut report = RotationReport::default();
+    pub async fn rotate_master_key(&self) -> Result<RekeyReport, AppError> {
+        let mut report = RekeyReport::default();
         for key in self.store.list_signing_keys().await? {
             self.reseal_seed(&key.kid, key.sealed_seed, &mut report)
                 .await?;
@@ -69,7 +69,7 @@ impl<S: Store> App<S> {
         &self,
         kid: &KeyId,
         mut sealed: Vec<u8>,
-        report: &mut RotationReport,
+        report: &mut RekeyReport,
     ) -> Result<(), AppError> {
         for _ in 0..ATTEMPTS {
             let mut unreadable = 0;
@@ -102,11 +102,7 @@ impl<S: Store> App<S> {
         Ok(())
     }
 
-    async fn reseal_totp(
-        &self,
-        row: SealedTotp,
-        report: &mut RotationReport,
-    ) -> Result<(), AppError> {
+    async fn reseal_totp(&self, row: SealedTotp, report: &mut RekeyReport) -> Result<(), AppError> {
         let user: UserId = row.user_id;
         let owner = user.to_string();
         let (mut secret, mut pending) = (row.sealed_secret, row.pending_sealed);

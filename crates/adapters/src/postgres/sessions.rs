@@ -275,7 +275,7 @@ pub(super) async fn revoke(
 }
 
 /// A successful MFA on a live session (step-up): it is now verified, at AAL2.
-pub(super) async fn swap_mfa(pool: &PgPool, id: SessionId, now: OffsetDateTime) -> Db<bool> {
+pub(super) async fn record_mfa(pool: &PgPool, id: SessionId, now: OffsetDateTime) -> Db<bool> {
     let done = sqlx::query(
         "UPDATE sessions SET mfa_verified_at = $2, acr = $3 \
          WHERE id = $1 AND revoked_at IS NULL",

@@ -91,7 +91,7 @@ pub(super) async fn list_roles(pool: &PgPool, id: UserId) -> Db<Vec<Role>> {
         .collect::<Result<_, _>>()?)
 }
 
-pub(super) async fn swap_roles(pool: &PgPool, id: UserId, roles: &[Role]) -> Db<()> {
+pub(super) async fn replace_roles(pool: &PgPool, id: UserId, roles: &[Role]) -> Db<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(id.as_uuid())

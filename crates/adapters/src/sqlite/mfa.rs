@@ -29,7 +29,7 @@ pub(super) async fn get(pool: &SqlitePool, user: UserId) -> Db<Option<MfaRecord>
     Ok(row.map(|r| r.columns().into_record()).transpose()?)
 }
 
-pub(super) async fn swap_pending(
+pub(super) async fn replace_pending(
     pool: &SqlitePool,
     user: UserId,
     sealed: &[u8],

@@ -92,7 +92,7 @@ pub(super) async fn list_roles(pool: &SqlitePool, id: UserId) -> Db<Vec<Role>> {
         .collect::<Result<_, _>>()?)
 }
 
-pub(super) async fn swap_roles(pool: &SqlitePool, id: UserId, roles: &[Role]) -> Db<()> {
+pub(super) async fn replace_roles(pool: &SqlitePool, id: UserId, roles: &[Role]) -> Db<()> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
     sqlx::query("DELETE FROM user_roles WHERE user_id = ?1")
         .bind(id.as_uuid())

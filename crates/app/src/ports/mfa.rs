@@ -59,7 +59,7 @@ pub trait MfaStore: Send + Sync {
     fn get_mfa(&self, user: UserId) -> impl Future<Output = StoreResult<Option<MfaRecord>>> + Send;
 
     /// Stores (or replaces) the pending secret; the enabled secret, if any, is untouched.
-    fn swap_pending_totp(
+    fn replace_pending_totp(
         &self,
         user: UserId,
         sealed: &[u8],
@@ -157,7 +157,7 @@ pub trait MfaStore: Send + Sync {
 
     /// Records a successful MFA on a session (step-up): `mfa_verified_at = now` and the
     /// session's assurance becomes AAL2. False when the session is revoked or unknown.
-    fn swap_session_mfa(
+    fn record_session_mfa(
         &self,
         session: SessionId,
         now: OffsetDateTime,

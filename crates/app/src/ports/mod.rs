@@ -4,6 +4,10 @@
 //!
 //! Traits use native `async fn` (returning `Send` futures) so adapters need no boxing;
 //! the application is generic over its store.
+//!
+//! Store verbs say what they do: `get_*` (an `Option`), `list_*`, `insert_*`, `swap_*` (a
+//! compare-and-swap or a guarded update that answers whether it won), `replace_*` (an
+//! unconditional overwrite), `record_*` (sets a fact on a live row), `revoke_*`, `purge_*`.
 
 mod audit;
 mod channel;
@@ -80,14 +84,14 @@ pub trait UserStore: Send + Sync {
     /// The user's roles, sorted by name.
     fn list_roles(&self, id: UserId) -> impl Future<Output = StoreResult<Vec<Role>>> + Send;
     /// Replaces the user's set of roles.
-    fn swap_roles(
+    fn replace_roles(
         &self,
         id: UserId,
         roles: &[Role],
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Adds one role to the user's set in one statement, leaving the others as they are;
     /// idempotent. Concurrent grants of different roles all survive (a read of the set
-    /// followed by `swap_roles` would lose all but one).
+    /// followed by `replace_roles` would lose all but one).
     fn insert_role(&self, id: UserId, role: &Role) -> impl Future<Output = StoreResult<()>> + Send;
 }
 

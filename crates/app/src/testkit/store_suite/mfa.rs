@@ -67,7 +67,7 @@ pub(super) async fn enrolled<S: Store>(store: &S) -> (UserId, Vec<u8>, Vec<Recov
     let user = given_user(store).await;
     let secret = sealed(1);
     let codes = codes();
-    store.swap_pending_totp(user, &secret, T0).await.unwrap();
+    store.replace_pending_totp(user, &secret, T0).await.unwrap();
     assert!(store.enable_totp(user, STEP, &codes, T0).await.unwrap());
     (user, secret, codes)
 }
@@ -106,7 +106,7 @@ pub async fn setting_up_totp_keeps_it_pending_and_setting_up_again_replaces_it<S
     assert_eq!(mfa(&store, user).await, None);
 
     let first = sealed(1);
-    store.swap_pending_totp(user, &first, T0).await.unwrap();
+    store.replace_pending_totp(user, &first, T0).await.unwrap();
     let expected = MfaRecord {
         user_id: user,
         sealed_secret: None,
@@ -120,7 +120,10 @@ pub async fn setting_up_totp_keeps_it_pending_and_setting_up_again_replaces_it<S
 
     let second = sealed(2);
     let later = T0 + Duration::minutes(1);
-    store.swap_pending_totp(user, &second, later).await.unwrap();
+    store
+        .replace_pending_totp(user, &second, later)
+        .await
+        .unwrap();
     let replaced = MfaRecord {
         pending_sealed: Some(second),
         pending_created_at: Some(later),
@@ -137,7 +140,7 @@ pub async fn enabling_moves_the_pending_secret_to_enabled_with_its_step_and_ten_
 ) {
     let user = given_user(&store).await;
     let secret = sealed(1);
-    store.swap_pending_totp(user, &secret, T0).await.unwrap();
+    store.replace_pending_totp(user, &secret, T0).await.unwrap();
     let at = T0 + Duration::seconds(40);
     assert!(store.enable_totp(user, STEP, &codes(), at).await.unwrap());
     let enabled = MfaRecord {
@@ -162,7 +165,7 @@ pub async fn enabling_moves_the_pending_secret_to_enabled_with_its_step_and_ten_
 
     let replacement = sealed(2);
     store
-        .swap_pending_totp(user, &replacement, later)
+        .replace_pending_totp(user, &replacement, later)
         .await
         .unwrap();
     assert!(
@@ -193,7 +196,10 @@ pub async fn enabling_without_a_pending_secret_changes_nothing<S: Store>(store: 
 /// only the winner's codes work.
 pub async fn of_concurrent_enables_exactly_one_wins_and_only_its_codes_work<S: Store>(store: S) {
     let user = given_user(&store).await;
-    store.swap_pending_totp(user, &sealed(1), T0).await.unwrap();
+    store
+        .replace_pending_totp(user, &sealed(1), T0)
+        .await
+        .unwrap();
     let sets: Vec<Vec<RecoveryCodeHash>> = (0..8).map(|_| codes()).collect();
     let outcomes = race(&store, sets.len(), |store, i| {
         let codes = sets[i].clone();
@@ -254,7 +260,7 @@ pub async fn no_totp_step_is_accepted_without_an_enabled_factor<S: Store>(store:
 
     let pending = given_user(&store).await;
     store
-        .swap_pending_totp(pending, &sealed(1), T0)
+        .replace_pending_totp(pending, &sealed(1), T0)
         .await
         .unwrap();
     assert!(!store.swap_totp_step(pending, STEP).await.unwrap());
@@ -350,7 +356,10 @@ pub async fn concurrent_regenerations_leave_exactly_one_set_of_codes<S: Store>(s
 /// factor was enabled; afterwards the user can enrol afresh.
 pub async fn purging_mfa_removes_everything_and_reports_whether_it_was_enabled<S: Store>(store: S) {
     let (user, _, old) = enrolled(&store).await;
-    store.swap_pending_totp(user, &sealed(2), T0).await.unwrap();
+    store
+        .replace_pending_totp(user, &sealed(2), T0)
+        .await
+        .unwrap();
     assert!(store.purge_mfa(user).await.unwrap());
     assert_eq!(mfa(&store, user).await, None);
     assert!(!store.use_recovery_code(user, &old[0], T0).await.unwrap());
@@ -362,7 +371,7 @@ pub async fn purging_mfa_removes_everything_and_reports_whether_it_was_enabled<S
 
     let pending_only = given_user(&store).await;
     store
-        .swap_pending_totp(pending_only, &sealed(3), T0)
+        .replace_pending_totp(pending_only, &sealed(3), T0)
         .await
         .unwrap();
     assert!(!store.purge_mfa(pending_only).await.unwrap());
@@ -370,7 +379,7 @@ pub async fn purging_mfa_removes_everything_and_reports_whether_it_was_enabled<S
 
     let secret = sealed(4);
     let fresh = codes();
-    store.swap_pending_totp(user, &secret, T0).await.unwrap();
+    store.replace_pending_totp(user, &secret, T0).await.unwrap();
     assert!(store.enable_totp(user, STEP + 9, &fresh, T0).await.unwrap());
     let record = mfa(&store, user).await.unwrap();
     assert_eq!(record.sealed_secret, Some(secret));
@@ -509,17 +518,17 @@ pub async fn recording_mfa_raises_a_live_session_to_aal2_but_not_a_revoked_one<S
             .unwrap()
     );
 
-    assert!(store.swap_session_mfa(live.id, at).await.unwrap());
+    assert!(store.record_session_mfa(live.id, at).await.unwrap());
     let record = store.get_session(live.id).await.unwrap().unwrap();
     assert_eq!(record.mfa_verified_at, Some(at));
     assert_eq!(record.assurance, Assurance::PasswordAndOtp);
     assert_eq!(record.auth_time, T0, "the login time stays");
 
-    assert!(!store.swap_session_mfa(revoked.id, at).await.unwrap());
+    assert!(!store.record_session_mfa(revoked.id, at).await.unwrap());
     let untouched = store.get_session(revoked.id).await.unwrap().unwrap();
     assert_eq!(untouched.mfa_verified_at, None);
     assert_eq!(untouched.assurance, Assurance::Password);
 
     let unknown = SessionId::from_random(random());
-    assert!(!store.swap_session_mfa(unknown, at).await.unwrap());
+    assert!(!store.record_session_mfa(unknown, at).await.unwrap());
 }

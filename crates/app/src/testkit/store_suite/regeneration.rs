@@ -35,7 +35,7 @@ pub async fn recovery_codes_are_replaced_only_for_the_factor_the_caller_proved<S
     let enrolled_again = T0 + Duration::minutes(3);
     let fresh = codes();
     store
-        .swap_pending_totp(user, &sealed(2), enrolled_again)
+        .replace_pending_totp(user, &sealed(2), enrolled_again)
         .await
         .unwrap();
     assert!(

@@ -67,7 +67,10 @@ pub async fn every_sealed_totp_secret_enabled_or_pending_is_listed<S: Store>(sto
     assert!(store.list_sealed_totp().await.unwrap().is_empty());
     let enabled = given_user(&store).await;
     let secret = sealed(1);
-    store.swap_pending_totp(enabled, &secret, T0).await.unwrap();
+    store
+        .replace_pending_totp(enabled, &secret, T0)
+        .await
+        .unwrap();
     assert!(
         store
             .enable_totp(enabled, STEP, &codes(), T0)
@@ -77,25 +80,25 @@ pub async fn every_sealed_totp_secret_enabled_or_pending_is_listed<S: Store>(sto
     let pending = given_user(&store).await;
     let pending_secret = sealed(2);
     store
-        .swap_pending_totp(pending, &pending_secret, T0)
+        .replace_pending_totp(pending, &pending_secret, T0)
         .await
         .unwrap();
     let both = given_user(&store).await;
     let both_secret = sealed(3);
     let both_pending = sealed(4);
     store
-        .swap_pending_totp(both, &both_secret, T0)
+        .replace_pending_totp(both, &both_secret, T0)
         .await
         .unwrap();
     assert!(store.enable_totp(both, STEP, &codes(), T0).await.unwrap());
     store
-        .swap_pending_totp(both, &both_pending, T0)
+        .replace_pending_totp(both, &both_pending, T0)
         .await
         .unwrap();
     let _without = given_user(&store).await;
     let purged = given_user(&store).await;
     store
-        .swap_pending_totp(purged, &sealed(5), T0)
+        .replace_pending_totp(purged, &sealed(5), T0)
         .await
         .unwrap();
     assert!(store.enable_totp(purged, STEP, &codes(), T0).await.unwrap());
@@ -128,7 +131,7 @@ pub async fn every_sealed_totp_secret_enabled_or_pending_is_listed<S: Store>(sto
 pub async fn sealed_totp_secrets_are_swapped_only_from_the_expected_values<S: Store>(store: S) {
     let user = given_user(&store).await;
     let (secret, pending) = (sealed(1), sealed(2));
-    store.swap_pending_totp(user, &secret, T0).await.unwrap();
+    store.replace_pending_totp(user, &secret, T0).await.unwrap();
     let enabled_at = T0 + Duration::seconds(10);
     assert!(
         store
@@ -136,7 +139,10 @@ pub async fn sealed_totp_secrets_are_swapped_only_from_the_expected_values<S: St
             .await
             .unwrap()
     );
-    store.swap_pending_totp(user, &pending, T0).await.unwrap();
+    store
+        .replace_pending_totp(user, &pending, T0)
+        .await
+        .unwrap();
     let before: MfaRecord = store.get_mfa(user).await.unwrap().unwrap();
 
     let (new_secret, new_pending) = (sealed(3), sealed(4));
@@ -186,7 +192,7 @@ pub async fn sealed_totp_secrets_are_swapped_only_from_the_expected_values<S: St
     let pending_only = given_user(&store).await;
     let first = sealed(5);
     store
-        .swap_pending_totp(pending_only, &first, T0)
+        .replace_pending_totp(pending_only, &first, T0)
         .await
         .unwrap();
     let resealed = sealed(6);
@@ -220,7 +226,7 @@ pub async fn of_eight_concurrent_swaps_of_one_sealed_totp_secret_exactly_one_win
 ) {
     let user = given_user(&store).await;
     let secret = sealed(1);
-    store.swap_pending_totp(user, &secret, T0).await.unwrap();
+    store.replace_pending_totp(user, &secret, T0).await.unwrap();
     assert!(store.enable_totp(user, STEP, &codes(), T0).await.unwrap());
     let candidates: Vec<Vec<u8>> = (0..8u8).map(|i| sealed(10 + i)).collect();
     let outcomes = race(&store, candidates.len(), |store, i| {

@@ -121,7 +121,7 @@ pub async fn roles_are_replaced_as_a_set_and_listed_sorted<S: Store>(store: S) {
     assert!(store.list_roles(user).await.unwrap().is_empty());
 
     let mixed = roles(&["vendor", "ab", "a_b", "admin", "a.b", "a-b"]);
-    store.swap_roles(user, &mixed).await.unwrap();
+    store.replace_roles(user, &mixed).await.unwrap();
     let mut sorted = mixed.clone();
     sorted.sort();
     assert_eq!(store.list_roles(user).await.unwrap(), sorted);
@@ -131,7 +131,7 @@ pub async fn roles_are_replaced_as_a_set_and_listed_sorted<S: Store>(store: S) {
     );
 
     store
-        .swap_roles(user, &roles(&["support", "admin"]))
+        .replace_roles(user, &roles(&["support", "admin"]))
         .await
         .unwrap();
     assert_eq!(
@@ -140,8 +140,11 @@ pub async fn roles_are_replaced_as_a_set_and_listed_sorted<S: Store>(store: S) {
     );
 
     let other = given_user(&store).await;
-    store.swap_roles(other, &roles(&["auditor"])).await.unwrap();
-    store.swap_roles(user, &[]).await.unwrap();
+    store
+        .replace_roles(other, &roles(&["auditor"]))
+        .await
+        .unwrap();
+    store.replace_roles(user, &[]).await.unwrap();
     assert!(store.list_roles(user).await.unwrap().is_empty());
     assert_eq!(store.list_roles(other).await.unwrap(), roles(&["auditor"]));
 }
@@ -150,7 +153,10 @@ pub async fn roles_are_replaced_as_a_set_and_listed_sorted<S: Store>(store: S) {
 /// different roles to one user all survive (none overwrites another's).
 pub async fn concurrent_grants_of_different_roles_all_survive<S: Store>(store: S) {
     let user = given_user(&store).await;
-    store.swap_roles(user, &roles(&["auditor"])).await.unwrap();
+    store
+        .replace_roles(user, &roles(&["auditor"]))
+        .await
+        .unwrap();
     let admin = roles(&["admin"]).remove(0);
     store.insert_role(user, &admin).await.unwrap();
     store.insert_role(user, &admin).await.unwrap();

@@ -1,4 +1,4 @@
-//! Master-key rotation end to end: secrets sealed under key A are re-sealed under key B by
+//! Master-key rotation (re-keying) end to end: secrets sealed under key A are re-sealed under key B by
 //! the real `tessera admin rotate-master-key`, after which a server holding only B serves
 //! the same users (TOTP codes from `oathtool`) and signing key, and one holding only A no
 //! longer starts. On SQLite and Postgres.
@@ -62,7 +62,7 @@ async fn all_sealed_key_ids(db: &TestDatabase) -> (Vec<String>, Vec<String>, Vec
 }
 
 /// `tessera admin rotate-master-key` on `db` with the given keys.
-fn rotate(db: &TestDatabase, current: &str, previous: &str) -> Output {
+fn rekey(db: &TestDatabase, current: &str, previous: &str) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "rotate-master-key", "--operator", "ops-ana"])
         .env_clear()
@@ -105,7 +105,7 @@ fn with_keys(current: &str, previous: &[&str]) -> Options {
 
 /// Under key A (the app given): a signing key, a user with TOTP on, a user with a setup
 /// pending. Then B with A as previous, the rotation, B alone, A alone.
-async fn rotation_under_new_key(a: TestApp) {
+async fn rekey_under_new_key(a: TestApp) {
     let key_a = a.master_key.clone();
     let Some((email, login, secret, _)) = enrolled(&a, "d1").await else {
         return;
@@ -149,7 +149,7 @@ async fn rotation_under_new_key(a: TestApp) {
     drop(mixed);
 
     // The rotation, by the real binary.
-    let out = rotate(&db, &key_b, &key_a);
+    let out = rekey(&db, &key_b, &key_a);
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert!(
@@ -170,7 +170,7 @@ async fn rotation_under_new_key(a: TestApp) {
         (vec![id_b.clone()], vec![id_b.clone()], vec![id_b.clone()]),
         "every sealed value now names B"
     );
-    let again = rotate(&db, &key_b, &key_a);
+    let again = rekey(&db, &key_b, &key_a);
     assert!(again.status.success(), "{}", text(&again));
     assert!(
         String::from_utf8_lossy(&again.stdout).contains("0 signing key(s), 0 TOTP secret(s)"),
@@ -230,5 +230,5 @@ async fn rotation_under_new_key(a: TestApp) {
 
 both_backends!(
     rotating_the_master_key_keeps_every_secret_usable_under_the_new_key_only,
-    rotation_under_new_key
+    rekey_under_new_key
 );

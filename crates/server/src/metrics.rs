@@ -6,6 +6,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use axum::http::Method;
+use tessera_app::AppError;
 use tessera_app::liveness::CacheStats;
 use tessera_app::outbox::ChannelCounts;
 use tessera_app::ports::OutboxBacklog;
@@ -37,12 +38,19 @@ const COUNTERS: &[(&str, &str)] = &[
     ),
 ];
 
-type Labels = Vec<(&'static str, String)>;
+/// At most three labels per counter, all from closed sets (`&'static str`), held inline so
+/// counting allocates nothing; unused slots are empty names.
+const MAX_LABELS: usize = 3;
+type Labels = [(&'static str, &'static str); MAX_LABELS];
+
+/// The latency series: route template, then (method, status). Looked up by `&str`, so a
+/// request allocates only the first time its route is seen.
+type Latency = BTreeMap<Box<str>, BTreeMap<(&'static str, u16), Histogram>>;
 
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
-    latency: Mutex<BTreeMap<Labels, Histogram>>,
+    latency: Mutex<Latency>,
 }
 
 #[derive(Default)]
@@ -60,20 +68,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Metrics {
-    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
-        let labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-        *lock(&self.counters).entry((name, labels)).or_default() += 1;
+    /// Labels past the third are dropped (a programming error, caught in debug builds).
+    pub fn inc(&self, name: &'static str, labels: &[(&'static str, &'static str)]) {
+        debug_assert!(labels.len() <= MAX_LABELS, "{name}: too many labels");
+        let mut key: Labels = [("", ""); MAX_LABELS];
+        for (slot, label) in key.iter_mut().zip(labels) {
+            *slot = *label;
+        }
+        *lock(&self.counters).entry((name, key)).or_default() += 1;
     }
 
     /// `route` must be a route template (or a fixed word), never a raw path.
     pub fn observe_request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
-        let labels = vec![
-            ("method", method_label(method).to_owned()),
-            ("route", route.to_owned()),
-            ("status", status.to_string()),
-        ];
         let mut map = lock(&self.latency);
-        let h = map.entry(labels).or_default();
+        let per_route = match map.get_mut(route) {
+            Some(per_route) => per_route,
+            None => map.entry(route.into()).or_default(),
+        };
+        let h = per_route.entry((method_label(method), status)).or_default();
         for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
                 h.counts[i] += 1;
@@ -83,13 +95,66 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Counts a refresh by outcome, and a detected reuse on its own (operators alert on it).
+    pub fn observe_refresh<T>(&self, result: &Result<T, AppError>) {
+        self.inc("tessera_refreshes_total", &[("outcome", outcome(result))]);
+        if matches!(result, Err(AppError::RefreshTokenReused)) {
+            self.inc("tessera_refresh_reuse_detected_total", &[]);
+        }
+    }
+
+    /// Counts a password login by outcome (and a refusal by its budget).
+    pub fn observe_login<T>(&self, result: &Result<T, AppError>) {
+        self.inc("tessera_logins_total", &[("outcome", outcome(result))]);
+        self.count_rate_limited(result);
+    }
+
+    /// Counts a registration by outcome (the API's and the sign-up page's alike).
+    pub fn observe_registration<T>(&self, result: &Result<T, AppError>) {
+        self.inc(
+            "tessera_registrations_total",
+            &[("outcome", outcome(result))],
+        );
+    }
+
+    /// Counts an MFA code check by step and outcome (and a refusal by its budget).
+    pub fn observe_mfa<T>(&self, step: &'static str, result: &Result<T, AppError>) {
+        self.inc(
+            "tessera_mfa_total",
+            &[("step", step), ("outcome", outcome(result))],
+        );
+        self.count_rate_limited(result);
+    }
+
+    /// Counts a password-reset request or completion by outcome (and a refusal by its
+    /// budget).
+    pub fn observe_password_reset<T>(&self, step: &'static str, result: &Result<T, AppError>) {
+        self.inc(
+            "tessera_password_resets_total",
+            &[("step", step), ("outcome", outcome(result))],
+        );
+        self.count_rate_limited(result);
+    }
+
+    /// Every refused-unchecked attempt, by the kind of budget that was spent.
+    pub fn count_rate_limited<T>(&self, result: &Result<T, AppError>) {
+        if let Err(AppError::RateLimited { kind, .. }) = result {
+            self.inc("tessera_rate_limited_total", &[("kind", kind)]);
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let counters = lock(&self.counters);
         for (name, help) in COUNTERS {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             for ((n, labels), v) in counters.iter().filter(|((n, _), _)| n == name) {
-                let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .filter(|(k, _)| !k.is_empty())
+                    .copied()
+                    .collect();
+                let _ = writeln!(out, "{n}{} {v}", fmt_labels(&labels, None));
             }
         }
         drop(counters);
@@ -98,26 +163,55 @@ impl Metrics {
             out,
             "# HELP {name} HTTP request latency.\n# TYPE {name} histogram"
         );
-        for (labels, h) in lock(&self.latency).iter() {
+        let latency = lock(&self.latency);
+        let mut series: Vec<(&str, &str, String, &Histogram)> = latency
+            .iter()
+            .flat_map(|(route, per)| {
+                per.iter()
+                    .map(move |((method, status), h)| (*method, &**route, status.to_string(), h))
+            })
+            .collect();
+        series.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2)));
+        for (method, route, status, h) in series {
+            let labels = [("method", method), ("route", route), ("status", &*status)];
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let le = bound.to_string();
                 let _ = writeln!(
                     out,
                     "{name}_bucket{} {}",
-                    fmt_labels(labels, Some(&le)),
+                    fmt_labels(&labels, Some(&le)),
                     h.counts[i]
                 );
             }
             let _ = writeln!(
                 out,
                 "{name}_bucket{} {}",
-                fmt_labels(labels, Some("+Inf")),
+                fmt_labels(&labels, Some("+Inf")),
                 h.count
             );
-            let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(labels, None), h.sum);
-            let _ = writeln!(out, "{name}_count{} {}", fmt_labels(labels, None), h.count);
+            let _ = writeln!(out, "{name}_sum{} {}", fmt_labels(&labels, None), h.sum);
+            let _ = writeln!(out, "{name}_count{} {}", fmt_labels(&labels, None), h.count);
         }
         out
+    }
+}
+
+/// The label a result is counted under in the metrics.
+pub(crate) fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(AppError::InvalidField { .. } | AppError::UnsupportedProvider) => "invalid_request",
+        Err(AppError::InvalidCredentials) => "invalid_credentials",
+        Err(AppError::EmailTaken) => "email_taken",
+        Err(AppError::InvalidRefreshToken) => "invalid_refresh_token",
+        Err(AppError::RefreshTokenReused) => "reused",
+        Err(AppError::SessionRevoked) => "session_revoked",
+        Err(AppError::SessionExpired) => "session_expired",
+        Err(AppError::RateLimited { .. }) => "rate_limited",
+        Err(AppError::InvalidMfaCode) => "invalid_mfa_code",
+        Err(AppError::InvalidMfaToken) => "invalid_mfa_token",
+        Err(AppError::InvalidResetToken) => "invalid_reset_token",
+        Err(_) => "error",
     }
 }
 
@@ -168,7 +262,7 @@ pub fn render_outbox(
     for (name, help, value) in per_channel {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         for (channel, counts) in channels {
-            let labels = [("channel", (*channel).to_owned())];
+            let labels = [("channel", *channel)];
             let _ = writeln!(out, "{name}{} {}", fmt_labels(&labels, None), value(counts));
         }
     }
@@ -217,7 +311,7 @@ pub fn method_label(method: &Method) -> &'static str {
     }
 }
 
-fn fmt_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
+fn fmt_labels(labels: &[(&str, &str)], le: Option<&str>) -> String {
     let mut parts: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))

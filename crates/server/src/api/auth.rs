@@ -60,7 +60,7 @@ pub async fn register<S: Store>(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), Problem> {
     let result = state.app.register(&body.email, body.password, &ctx).await;
-    observe_registration(&state, &result);
+    state.metrics.observe_registration(&result);
     let user = result?;
     Ok((
         StatusCode::CREATED,
@@ -156,7 +156,7 @@ pub async fn login<S: Store>(
         state.app.login(input, &ctx).await
     }
     .await;
-    observe_login(&state, &result);
+    state.metrics.observe_login(&result);
     Ok(Json(match result? {
         LoginOutcome::Authenticated(tokens) => LoginResponse::Authenticated(tokens.into()),
         LoginOutcome::MfaRequired(pending) => LoginResponse::MfaRequired(MfaRequiredResponse {
@@ -213,7 +213,7 @@ pub async fn login_mfa<S: Store>(
         state.app.login_mfa(&token, &code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "login", &result);
+    state.metrics.observe_mfa("login", &result);
     Ok(Json(result?.into()))
 }
 
@@ -241,20 +241,8 @@ pub async fn refresh<S: Store>(
         state.app.refresh(&token, &ctx).await
     }
     .await;
-    observe_refresh(&state, &result);
+    state.metrics.observe_refresh(&result);
     Ok(Json(result?.into()))
-}
-
-/// Counts a refresh by outcome, and a detected reuse on its own (operators alert on it).
-pub(crate) fn observe_refresh<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
-    state
-        .metrics
-        .inc("tessera_refreshes_total", &[("outcome", outcome(result))]);
-    if matches!(result, Err(AppError::RefreshTokenReused)) {
-        state
-            .metrics
-            .inc("tessera_refresh_reuse_detected_total", &[]);
-    }
 }
 
 /// Sign out: revokes the caller's session.
@@ -271,61 +259,4 @@ pub async fn logout<S: Store>(
 ) -> Result<StatusCode, Problem> {
     state.app.logout(&who, &ctx).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Counts a password login by outcome (and a refusal by its budget).
-pub(crate) fn observe_login<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
-    state
-        .metrics
-        .inc("tessera_logins_total", &[("outcome", outcome(result))]);
-    count_rate_limited(state, result);
-}
-
-/// Counts a registration by outcome (the API's and the sign-up page's alike).
-pub(crate) fn observe_registration<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
-    state.metrics.inc(
-        "tessera_registrations_total",
-        &[("outcome", outcome(result))],
-    );
-}
-
-/// Counts an MFA code check by step and outcome (and a refusal by its budget).
-pub(crate) fn observe_mfa<S, T>(
-    state: &AppState<S>,
-    step: &'static str,
-    result: &Result<T, AppError>,
-) {
-    state.metrics.inc(
-        "tessera_mfa_total",
-        &[("step", step), ("outcome", outcome(result))],
-    );
-    count_rate_limited(state, result);
-}
-
-/// Every refused-unchecked attempt, by the kind of budget that was spent.
-pub(crate) fn count_rate_limited<S, T>(state: &AppState<S>, result: &Result<T, AppError>) {
-    if let Err(AppError::RateLimited { kind, .. }) = result {
-        state
-            .metrics
-            .inc("tessera_rate_limited_total", &[("kind", kind)]);
-    }
-}
-
-/// The label a result is counted under in the metrics.
-pub(crate) fn outcome<T>(result: &Result<T, AppError>) -> &'static str {
-    match result {
-        Ok(_) => "success",
-        Err(AppError::InvalidField { .. } | AppError::UnsupportedProvider) => "invalid_request",
-        Err(AppError::InvalidCredentials) => "invalid_credentials",
-        Err(AppError::EmailTaken) => "email_taken",
-        Err(AppError::InvalidRefreshToken) => "invalid_refresh_token",
-        Err(AppError::RefreshTokenReused) => "reused",
-        Err(AppError::SessionRevoked) => "session_revoked",
-        Err(AppError::SessionExpired) => "session_expired",
-        Err(AppError::RateLimited { .. }) => "rate_limited",
-        Err(AppError::InvalidMfaCode) => "invalid_mfa_code",
-        Err(AppError::InvalidMfaToken) => "invalid_mfa_token",
-        Err(AppError::InvalidResetToken) => "invalid_reset_token",
-        Err(_) => "error",
-    }
 }

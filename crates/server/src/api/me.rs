@@ -84,7 +84,7 @@ pub async fn change_password<S: Store>(
     let current = Password::presented(body.current_password).map_err(field("current_password"))?;
     let new = Password::new_choice(body.new_password).map_err(field("new_password"))?;
     let result = state.app.change_password(&who, current, new, &ctx).await;
-    super::auth::count_rate_limited(&state, &result);
+    state.metrics.count_rate_limited(&result);
     result?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,6 @@ use tessera_core::mfa::totp::TotpCode;
 use tessera_core::password::Password;
 use utoipa::ToSchema;
 
-use super::auth::observe_mfa;
 use super::field;
 use crate::extract::{ApiJson, Context, CurrentSession};
 use crate::problem::{Problem, ProblemBody};
@@ -60,7 +59,7 @@ pub async fn setup<S: Store>(
 ) -> Result<Json<SetupResponse>, Problem> {
     let password = Password::presented(body.password).map_err(field("password"))?;
     let result = state.app.totp_setup(&who, password, &ctx).await;
-    super::auth::count_rate_limited(&state, &result);
+    state.metrics.count_rate_limited(&result);
     let setup = result?;
     Ok(Json(SetupResponse {
         secret: setup.secret,
@@ -108,7 +107,7 @@ pub async fn confirm<S: Store>(
         state.app.totp_confirm(&who, code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "confirm", &result);
+    state.metrics.observe_mfa("confirm", &result);
     Ok(shown(result?))
 }
 
@@ -141,7 +140,7 @@ pub async fn step_up<S: Store>(
         state.app.step_up(&who, &code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "step_up", &result);
+    state.metrics.observe_mfa("step_up", &result);
     let stepped = result?;
     Ok(Json(StepUpResponse {
         access_token: stepped.access_token,
@@ -171,7 +170,7 @@ pub async fn disable<S: Store>(
         state.app.disable_totp(&who, &code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "disable", &result);
+    state.metrics.observe_mfa("disable", &result);
     result?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,11 +5,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tessera_app::AppError;
 use tessera_app::ports::Store;
 use utoipa::ToSchema;
 
-use super::auth::{count_rate_limited, outcome};
 use crate::extract::{ApiJson, Context};
 use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
@@ -53,7 +51,7 @@ pub async fn request<S: Store>(
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<ResetAccepted>), Problem> {
     let result = state.app.request_password_reset(&body.email, &ctx).await;
-    observe(&state, "request", &result);
+    state.metrics.observe_password_reset("request", &result);
     result?;
     Ok((
         StatusCode::ACCEPTED,
@@ -91,15 +89,7 @@ pub async fn complete<S: Store>(
         .app
         .complete_password_reset(&body.token, body.new_password, &ctx)
         .await;
-    observe(&state, "complete", &result);
+    state.metrics.observe_password_reset("complete", &result);
     result?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub(crate) fn observe<S>(state: &AppState<S>, step: &'static str, result: &Result<(), AppError>) {
-    state.metrics.inc(
-        "tessera_password_resets_total",
-        &[("step", step), ("outcome", outcome(result))],
-    );
-    count_rate_limited(state, result);
 }

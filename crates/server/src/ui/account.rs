@@ -21,7 +21,6 @@ use super::views::{
     AccountSecurityPage, DeviceRow, EventRow, Failure, MfaSetupPage, NoticeQuery,
     RecoveryCodesPage, notice, page, page_after,
 };
-use crate::api::auth::observe_mfa;
 use crate::api::field;
 use crate::extract::{ApiQuery, Context};
 use crate::state::AppState;
@@ -101,7 +100,7 @@ pub async fn mfa_setup_post<S: Store>(
         state.app.totp_setup(&who, password, &ctx).await
     }
     .await;
-    crate::api::auth::count_rate_limited(&state, &result);
+    state.metrics.count_rate_limited(&result);
     match result {
         Ok(setup) => {
             let (jar, csrf) = csrf_token(jar);
@@ -143,7 +142,7 @@ pub async fn mfa_confirm_post<S: Store>(
         state.app.totp_confirm(&who, code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "confirm", &result);
+    state.metrics.observe_mfa("confirm", &result);
     match result {
         Ok(codes) => recovery_codes(false, &codes),
         Err(e) => {
@@ -192,7 +191,7 @@ pub async fn recovery_codes_post<S: Store>(
         Ok::<_, AppError>((stepped, codes))
     }
     .await;
-    observe_mfa(&state, "step_up", &result);
+    state.metrics.observe_mfa("step_up", &result);
     match result {
         Ok((stepped, codes)) => {
             let jar =
@@ -216,7 +215,7 @@ pub async fn mfa_disable_post<S: Store>(
         state.app.disable_totp(&who, &code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "disable", &result);
+    state.metrics.observe_mfa("disable", &result);
     match result {
         Ok(()) => with_notice("mfa-disabled").into_response(),
         Err(e) => account_page(&state, &who, jar, None, Some(Failure::from_error(e))).await,

@@ -25,7 +25,6 @@ use super::session::{
     with_session_cookies, without_session_cookies,
 };
 use super::views::{Failure, LoginMfaPage, LoginPage, NoticeQuery, notice, page};
-use crate::api::auth::{observe_login, observe_mfa};
 use crate::api::field;
 use crate::extract::{ApiQuery, Context};
 use crate::state::AppState;
@@ -129,7 +128,7 @@ pub(super) async fn password_sign_in<S: Store>(
         state.app.login(input, ctx).await
     }
     .await;
-    observe_login(state, &result);
+    state.metrics.observe_login(&result);
     match result {
         Ok(LoginOutcome::Authenticated(mut tokens)) => {
             let jar = with_known_device(jar, tokens.device_token.take());
@@ -175,7 +174,7 @@ pub async fn login_mfa_post<S: Store>(
         state.app.login_mfa(&token, &code, &ctx).await
     }
     .await;
-    observe_mfa(&state, "login", &result);
+    state.metrics.observe_mfa("login", &result);
     match result {
         Ok(mut tokens) => {
             let jar = with_known_device(jar, tokens.device_token.take());

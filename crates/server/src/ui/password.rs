@@ -14,7 +14,6 @@ use tessera_core::password::Password;
 use super::account::with_notice;
 use super::cookies::{CheckedForm, csrf_token};
 use super::views::{AccountPasswordPage, Failure, page_after};
-use crate::api::auth::count_rate_limited;
 use crate::api::field;
 use crate::extract::Context;
 use crate::state::AppState;
@@ -50,7 +49,7 @@ pub async fn account_password_post<S: Store>(
         state.app.change_password(&who, current, new, &ctx).await
     }
     .await;
-    count_rate_limited(&state, &result);
+    state.metrics.count_rate_limited(&result);
     match result {
         Ok(()) => with_notice("password-changed").into_response(),
         Err(e) => {

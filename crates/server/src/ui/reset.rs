@@ -25,7 +25,6 @@ use super::views::{
     Failure, ForgotPasswordPage, ForgotPasswordSentPage, ResetPasswordPage,
     ResetPasswordResultPage, page, page_after,
 };
-use crate::api::reset::observe;
 use crate::extract::Context;
 use crate::state::AppState;
 
@@ -46,7 +45,7 @@ pub async fn forgot_password_post<S: Store>(
     CheckedForm(form): CheckedForm<ForgotForm>,
 ) -> Response {
     let result = state.app.request_password_reset(&form.email, &ctx).await;
-    observe(&state, "request", &result);
+    state.metrics.observe_password_reset("request", &result);
     match result {
         Ok(()) => page(
             StatusCode::OK,
@@ -120,7 +119,7 @@ pub async fn reset_password_post<S: Store>(
         .app
         .complete_password_reset(&form.token, form.new_password, &ctx)
         .await;
-    observe(&state, "complete", &result);
+    state.metrics.observe_password_reset("complete", &result);
     match result {
         Ok(()) => {
             // Every session of the account has ended, this browser's too if it had one.

@@ -29,7 +29,6 @@ use super::cookies::{REFRESH, SESSION, expired, host_cookie};
 use super::flight::Flights;
 use super::views::{ContinuePage, page};
 use super::{ACCOUNT_PATH, LOGIN_PATH};
-use crate::api::auth::observe_refresh;
 use crate::extract::Context;
 use crate::state::AppState;
 
@@ -92,7 +91,7 @@ impl RefreshFlights {
         // same token again.
         let rotated = self.flights.join(key, move || async move {
             let result = state.app.refresh_browser(&token, &ctx).await;
-            observe_refresh(&state, &result);
+            state.metrics.observe_refresh(&result);
             match result {
                 Ok(tokens) => Rotated::Tokens(BrowserTokens::from(tokens)),
                 // An outage must not sign the browser out: its cookie may be fine.

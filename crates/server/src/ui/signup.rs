@@ -18,7 +18,6 @@ use super::cookies::{CheckedForm, csrf_token};
 use super::login::password_sign_in;
 use super::session::{BrowserSession, browser_principal, to_account};
 use super::views::{Failure, SignupPage, page_after};
-use crate::api::auth::observe_registration;
 use crate::extract::Context;
 use crate::state::AppState;
 
@@ -61,7 +60,7 @@ pub async fn signup_post<S: Store>(
         .app
         .register(&form.email, form.password.clone(), &ctx)
         .await;
-    observe_registration(&state, &result);
+    state.metrics.observe_registration(&result);
     if let Err(e) = result {
         // Registration's budget counts every attempt, not only failed ones.
         let failure = Failure::from_error_counting(e, "Too many sign-ups from your network");

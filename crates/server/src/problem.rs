@@ -103,6 +103,16 @@ impl Problem {
         self.code
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    pub fn retry_after(&self) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find_map(|(name, value)| (name == header::RETRY_AFTER).then_some(value))
+    }
+
     fn challenge(mut self, value: &'static str) -> Self {
         self.www_authenticate = Some(value);
         self

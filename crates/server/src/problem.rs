@@ -87,6 +87,19 @@ pub struct Problem {
     detail: String,
     www_authenticate: Option<&'static str>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    fault: Option<Fault>,
+}
+
+/// A failure on our side, with its source chain: it rides on the response as an extension
+/// (never in the body) to `middleware::log_faults`, which logs it once with the request's
+/// id, whichever handler or page answered.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Anything we did not expect (`AppError::Internal`).
+    Internal(String),
+    /// The database did not answer (`AppError::Unavailable`); the driver's words name
+    /// hosts and ports, so they belong in the log, not in the body.
+    Unavailable(String),
 }
 
 impl Problem {
@@ -96,6 +109,7 @@ impl Problem {
             detail: detail.into(),
             www_authenticate: None,
             headers: Vec::new(),
+            fault: None,
         }
     }
 
@@ -113,6 +127,10 @@ impl Problem {
             .find_map(|(name, value)| (name == header::RETRY_AFTER).then_some(value))
     }
 
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
+    }
+
     fn challenge(mut self, value: &'static str) -> Self {
         self.www_authenticate = Some(value);
         self
@@ -122,6 +140,11 @@ impl Problem {
         if let Ok(v) = HeaderValue::try_from(value) {
             self.headers.push((name, v));
         }
+        self
+    }
+
+    fn logged(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
         self
     }
 }
@@ -240,30 +263,23 @@ impl From<AppError> for Problem {
                 format!("the server is busy; try again in {retry_after_secs} seconds"),
             )
             .header(header::RETRY_AFTER, retry_after_secs.to_string()),
-            AppError::Unavailable(source) => {
-                // The driver's words name hosts and ports: the log has them, the body not.
-                let chain = error_chain(source.as_ref());
-                tracing::warn!(error = %chain, "database unreachable: answered 503");
-                Problem::new(
-                    C::ServiceUnavailable,
-                    format!(
-                        "the service is temporarily unavailable; try again in \
-                         {UNAVAILABLE_RETRY_AFTER_SECS} seconds"
-                    ),
-                )
-                .header(
-                    header::RETRY_AFTER,
-                    UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
-                )
-            }
-            AppError::Internal(source) => {
-                let chain = error_chain(source.as_ref());
-                tracing::error!(error = %chain, "internal error");
-                Problem::new(
-                    C::InternalError,
-                    "an unexpected error occurred; it has been logged",
-                )
-            }
+            AppError::Unavailable(source) => Problem::new(
+                C::ServiceUnavailable,
+                format!(
+                    "the service is temporarily unavailable; try again in \
+                     {UNAVAILABLE_RETRY_AFTER_SECS} seconds"
+                ),
+            )
+            .header(
+                header::RETRY_AFTER,
+                UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            )
+            .logged(Fault::Unavailable(error_chain(source.as_ref()))),
+            AppError::Internal(source) => Problem::new(
+                C::InternalError,
+                "an unexpected error occurred; it has been logged",
+            )
+            .logged(Fault::Internal(error_chain(source.as_ref()))),
         }
     }
 }
@@ -310,6 +326,9 @@ impl IntoResponse for Problem {
             headers.insert(name, value);
         }
         res.extensions_mut().insert(self.code);
+        if let Some(fault) = self.fault {
+            res.extensions_mut().insert(fault);
+        }
         res
     }
 }

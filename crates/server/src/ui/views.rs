@@ -12,7 +12,7 @@ use tessera_app::{AppError, DeviceSession};
 use tessera_core::event::EventKind;
 use time::OffsetDateTime;
 
-use crate::problem::Problem;
+use crate::problem::{Fault, Problem};
 
 /// A rendered page with its status; a template that fails to render is a logged 500.
 pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
@@ -28,12 +28,14 @@ pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
 const FALLBACK_ERROR: &str = "<!doctype html><title>Error</title><p>Something went wrong on our side. It has been logged.</p>";
 
 /// How a refused action reads on a page: the status and headers of the API's problem
-/// (one status table, in `problem.rs`), a sentence for people instead of its body.
+/// (one status table, in `problem.rs`), a sentence for people instead of its body, and
+/// the fault the problem carries to the log, if any.
 #[derive(Debug)]
 pub struct Failure {
     pub status: StatusCode,
     pub retry_after: Option<HeaderValue>,
     pub message: String,
+    fault: Option<Fault>,
 }
 
 impl Failure {
@@ -44,6 +46,7 @@ impl Failure {
             status: problem.status(),
             retry_after: problem.retry_after().cloned(),
             message,
+            fault: problem.fault().cloned(),
         }
     }
 
@@ -72,11 +75,14 @@ impl Failure {
         failure
     }
 
-    /// `page` with this failure's status and `Retry-After`.
+    /// `page` with this failure's status and `Retry-After` (and its fault, for the log).
     pub fn respond<T: Template>(&self, template: &T) -> Response {
         let mut res = page(self.status, template);
         if let Some(v) = &self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        if let Some(fault) = &self.fault {
+            res.extensions_mut().insert(fault.clone());
         }
         res
     }

@@ -79,6 +79,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             middleware::track_metrics::<S>,
         ))
         .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn(middleware::log_faults))
         .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
         .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID))
         .layer(

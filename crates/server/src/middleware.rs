@@ -1,5 +1,6 @@
-//! Cross-cutting layers: request ids, tracing without secrets, security headers,
-//! latency metrics, and problem+json for panics, unknown routes and wrong methods.
+//! Cross-cutting layers: request ids, tracing without secrets, the log line of a failure
+//! on our side, security headers, latency metrics, and problem+json for panics, unknown
+//! routes and wrong methods.
 
 use std::any::Any;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tessera_app::ports::Store;
 
-use crate::problem::{Problem, ProblemCode};
+use crate::problem::{Fault, Problem, ProblemCode};
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -35,6 +36,30 @@ pub async fn track_metrics<S: Store>(
         res.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
+    res
+}
+
+/// Logs the failure a response carries (see `Fault`) once, with the request's id. A fault
+/// holds only what `problem.rs` put there, the source chain of an internal or storage
+/// error: never a request's body or headers, where the secrets are.
+pub async fn log_faults(req: Request, next: Next) -> axum::response::Response {
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let mut res = next.run(req).await;
+    // Taken off, so a second pass (a nested router) cannot log it again.
+    match res.extensions_mut().remove::<Fault>() {
+        Some(Fault::Internal(chain)) => {
+            tracing::error!(request_id, error = %chain, "internal error");
+        }
+        Some(Fault::Unavailable(chain)) => {
+            tracing::warn!(request_id, error = %chain, "database unreachable: answered 503");
+        }
+        None => {}
+    }
     res
 }
 

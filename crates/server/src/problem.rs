@@ -9,131 +9,63 @@ use serde::Serialize;
 use tessera_app::AppError;
 use utoipa::ToSchema;
 
-/// Every machine-readable `code` Tessera answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemCode {
-    InvalidRequest,
-    EmailTaken,
-    InvalidCredentials,
-    UnsupportedProvider,
-    InvalidRefreshToken,
-    RefreshTokenReused,
-    SessionRevoked,
-    SessionExpired,
-    Unauthorized,
-    NotFound,
-    MethodNotAllowed,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    InvalidMfaCode,
-    InvalidMfaToken,
-    InvalidResetToken,
-    MfaAlreadyEnabled,
-    NoPendingSetup,
-    MfaNotEnabled,
-    StepUpRequired,
-    MfaEnrollmentRequired,
-    Forbidden,
-    UnknownAction,
-    RateLimited,
-    ServiceUnavailable,
-    InternalError,
+/// Writes out the one table of codes: the enum (its serde name is the wire name), `ALL`,
+/// and each code's wire name, status and title.
+macro_rules! problem_codes {
+    ($($variant:ident => ($name:literal, $status:ident, $title:literal)),+ $(,)?) => {
+        /// Every machine-readable `code` Tessera answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProblemCode { $($variant),+ }
+
+        impl ProblemCode {
+            pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant),+];
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ProblemCode::$variant => StatusCode::$status),+ }
+            }
+
+            /// The human title of the body.
+            pub fn title(self) -> &'static str {
+                match self { $(ProblemCode::$variant => $title),+ }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ProblemCode::$variant => $name),+ }
+            }
+        }
+    };
 }
 
-impl ProblemCode {
-    pub const ALL: &'static [ProblemCode] = &[
-        Self::InvalidRequest,
-        Self::EmailTaken,
-        Self::InvalidCredentials,
-        Self::UnsupportedProvider,
-        Self::InvalidRefreshToken,
-        Self::RefreshTokenReused,
-        Self::SessionRevoked,
-        Self::SessionExpired,
-        Self::Unauthorized,
-        Self::NotFound,
-        Self::MethodNotAllowed,
-        Self::PayloadTooLarge,
-        Self::UnsupportedMediaType,
-        Self::InvalidMfaCode,
-        Self::InvalidMfaToken,
-        Self::InvalidResetToken,
-        Self::MfaAlreadyEnabled,
-        Self::NoPendingSetup,
-        Self::MfaNotEnabled,
-        Self::StepUpRequired,
-        Self::MfaEnrollmentRequired,
-        Self::Forbidden,
-        Self::UnknownAction,
-        Self::RateLimited,
-        Self::ServiceUnavailable,
-        Self::InternalError,
-    ];
-
-    /// The status and the human title that go with each code.
-    pub fn status_and_title(self) -> (StatusCode, &'static str) {
-        use StatusCode as S;
-        match self {
-            Self::InvalidRequest => (S::BAD_REQUEST, "Invalid request"),
-            Self::EmailTaken => (S::CONFLICT, "Email address already registered"),
-            Self::InvalidCredentials => (S::UNAUTHORIZED, "Invalid email or password"),
-            Self::UnsupportedProvider => (S::BAD_REQUEST, "Unsupported login provider"),
-            Self::InvalidRefreshToken => (S::UNAUTHORIZED, "Invalid refresh token"),
-            Self::RefreshTokenReused => (S::UNAUTHORIZED, "Refresh token reused"),
-            Self::SessionRevoked => (S::UNAUTHORIZED, "Session revoked"),
-            Self::SessionExpired => (S::UNAUTHORIZED, "Session expired"),
-            Self::Unauthorized => (S::UNAUTHORIZED, "Authentication required"),
-            Self::NotFound => (S::NOT_FOUND, "Not found"),
-            Self::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, "Method not allowed"),
-            Self::PayloadTooLarge => (S::PAYLOAD_TOO_LARGE, "Request body too large"),
-            Self::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
-            Self::InvalidMfaCode => (S::UNAUTHORIZED, "Invalid MFA code"),
-            Self::InvalidMfaToken => (S::UNAUTHORIZED, "Invalid MFA token"),
-            Self::InvalidResetToken => (S::BAD_REQUEST, "Invalid password-reset link"),
-            Self::MfaAlreadyEnabled => (S::CONFLICT, "MFA already enabled"),
-            Self::NoPendingSetup => (S::CONFLICT, "No pending MFA setup"),
-            Self::MfaNotEnabled => (S::CONFLICT, "MFA not enabled"),
-            Self::StepUpRequired => (S::UNAUTHORIZED, "Step-up authentication required"),
-            Self::MfaEnrollmentRequired => (S::FORBIDDEN, "MFA enrolment required"),
-            Self::Forbidden => (S::FORBIDDEN, "Forbidden"),
-            Self::UnknownAction => (S::BAD_REQUEST, "Unknown action"),
-            Self::RateLimited => (S::TOO_MANY_REQUESTS, "Too many attempts"),
-            Self::ServiceUnavailable => (S::SERVICE_UNAVAILABLE, "Service unavailable"),
-            Self::InternalError => (S::INTERNAL_SERVER_ERROR, "Internal server error"),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::EmailTaken => "email_taken",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::UnsupportedProvider => "unsupported_provider",
-            Self::InvalidRefreshToken => "invalid_refresh_token",
-            Self::RefreshTokenReused => "refresh_token_reused",
-            Self::SessionRevoked => "session_revoked",
-            Self::SessionExpired => "session_expired",
-            Self::Unauthorized => "unauthorized",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::InvalidMfaCode => "invalid_mfa_code",
-            Self::InvalidMfaToken => "invalid_mfa_token",
-            Self::InvalidResetToken => "invalid_reset_token",
-            Self::MfaAlreadyEnabled => "mfa_already_enabled",
-            Self::NoPendingSetup => "no_pending_setup",
-            Self::MfaNotEnabled => "mfa_not_enabled",
-            Self::StepUpRequired => "step_up_required",
-            Self::MfaEnrollmentRequired => "mfa_enrollment_required",
-            Self::Forbidden => "forbidden",
-            Self::UnknownAction => "unknown_action",
-            Self::RateLimited => "rate_limited",
-            Self::ServiceUnavailable => "service_unavailable",
-            Self::InternalError => "internal_error",
-        }
-    }
+// The codes and their statuses are the public contract (the API document): clients
+// branch on them.
+problem_codes! {
+    InvalidRequest => ("invalid_request", BAD_REQUEST, "Invalid request"),
+    EmailTaken => ("email_taken", CONFLICT, "Email address already registered"),
+    InvalidCredentials => ("invalid_credentials", UNAUTHORIZED, "Invalid email or password"),
+    UnsupportedProvider => ("unsupported_provider", BAD_REQUEST, "Unsupported login provider"),
+    InvalidRefreshToken => ("invalid_refresh_token", UNAUTHORIZED, "Invalid refresh token"),
+    RefreshTokenReused => ("refresh_token_reused", UNAUTHORIZED, "Refresh token reused"),
+    SessionRevoked => ("session_revoked", UNAUTHORIZED, "Session revoked"),
+    SessionExpired => ("session_expired", UNAUTHORIZED, "Session expired"),
+    Unauthorized => ("unauthorized", UNAUTHORIZED, "Authentication required"),
+    NotFound => ("not_found", NOT_FOUND, "Not found"),
+    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "Method not allowed"),
+    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "Request body too large"),
+    UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
+    InvalidMfaCode => ("invalid_mfa_code", UNAUTHORIZED, "Invalid MFA code"),
+    InvalidMfaToken => ("invalid_mfa_token", UNAUTHORIZED, "Invalid MFA token"),
+    InvalidResetToken => ("invalid_reset_token", BAD_REQUEST, "Invalid password-reset link"),
+    MfaAlreadyEnabled => ("mfa_already_enabled", CONFLICT, "MFA already enabled"),
+    NoPendingSetup => ("no_pending_setup", CONFLICT, "No pending MFA setup"),
+    MfaNotEnabled => ("mfa_not_enabled", CONFLICT, "MFA not enabled"),
+    StepUpRequired => ("step_up_required", UNAUTHORIZED, "Step-up authentication required"),
+    MfaEnrollmentRequired => ("mfa_enrollment_required", FORBIDDEN, "MFA enrolment required"),
+    Forbidden => ("forbidden", FORBIDDEN, "Forbidden"),
+    UnknownAction => ("unknown_action", BAD_REQUEST, "Unknown action"),
+    RateLimited => ("rate_limited", TOO_MANY_REQUESTS, "Too many attempts"),
+    ServiceUnavailable => ("service_unavailable", SERVICE_UNAVAILABLE, "Service unavailable"),
+    InternalError => ("internal_error", INTERNAL_SERVER_ERROR, "Internal server error"),
 }
 
 /// The RFC 9457 body.
@@ -155,6 +87,19 @@ pub struct Problem {
     detail: String,
     www_authenticate: Option<&'static str>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    fault: Option<Fault>,
+}
+
+/// A failure on our side, with its source chain: it rides on the response as an extension
+/// (never in the body) to `middleware::log_faults`, which logs it once with the request's
+/// id, whichever handler or page answered.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Anything we did not expect (`AppError::Internal`).
+    Internal(String),
+    /// The database did not answer (`AppError::Unavailable`); the driver's words name
+    /// hosts and ports, so they belong in the log, not in the body.
+    Unavailable(String),
 }
 
 impl Problem {
@@ -164,11 +109,26 @@ impl Problem {
             detail: detail.into(),
             www_authenticate: None,
             headers: Vec::new(),
+            fault: None,
         }
     }
 
     pub fn code(&self) -> ProblemCode {
         self.code
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    pub fn retry_after(&self) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find_map(|(name, value)| (name == header::RETRY_AFTER).then_some(value))
+    }
+
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
     }
 
     fn challenge(mut self, value: &'static str) -> Self {
@@ -180,6 +140,11 @@ impl Problem {
         if let Ok(v) = HeaderValue::try_from(value) {
             self.headers.push((name, v));
         }
+        self
+    }
+
+    fn logged(mut self, fault: Fault) -> Self {
+        self.fault = Some(fault);
         self
     }
 }
@@ -298,30 +263,23 @@ impl From<AppError> for Problem {
                 format!("the server is busy; try again in {retry_after_secs} seconds"),
             )
             .header(header::RETRY_AFTER, retry_after_secs.to_string()),
-            AppError::Unavailable(source) => {
-                // The driver's words name hosts and ports: the log has them, the body not.
-                let chain = error_chain(source.as_ref());
-                tracing::warn!(error = %chain, "database unreachable: answered 503");
-                Problem::new(
-                    C::ServiceUnavailable,
-                    format!(
-                        "the service is temporarily unavailable; try again in \
-                         {UNAVAILABLE_RETRY_AFTER_SECS} seconds"
-                    ),
-                )
-                .header(
-                    header::RETRY_AFTER,
-                    UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
-                )
-            }
-            AppError::Internal(source) => {
-                let chain = error_chain(source.as_ref());
-                tracing::error!(error = %chain, "internal error");
-                Problem::new(
-                    C::InternalError,
-                    "an unexpected error occurred; it has been logged",
-                )
-            }
+            AppError::Unavailable(source) => Problem::new(
+                C::ServiceUnavailable,
+                format!(
+                    "the service is temporarily unavailable; try again in \
+                     {UNAVAILABLE_RETRY_AFTER_SECS} seconds"
+                ),
+            )
+            .header(
+                header::RETRY_AFTER,
+                UNAVAILABLE_RETRY_AFTER_SECS.to_string(),
+            )
+            .logged(Fault::Unavailable(error_chain(source.as_ref()))),
+            AppError::Internal(source) => Problem::new(
+                C::InternalError,
+                "an unexpected error occurred; it has been logged",
+            )
+            .logged(Fault::Internal(error_chain(source.as_ref()))),
         }
     }
 }
@@ -343,10 +301,10 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let (status, title) = self.code.status_and_title();
+        let status = self.code.status();
         let body = ProblemBody {
             type_: format!("urn:tessera:problem:{}", self.code.as_str()),
-            title: title.to_owned(),
+            title: self.code.title().to_owned(),
             status: status.as_u16(),
             detail: self.detail,
             code: self.code,
@@ -368,6 +326,9 @@ impl IntoResponse for Problem {
             headers.insert(name, value);
         }
         res.extensions_mut().insert(self.code);
+        if let Some(fault) = self.fault {
+            res.extensions_mut().insert(fault);
+        }
         res
     }
 }

@@ -12,7 +12,7 @@ use tessera_app::{AppError, DeviceSession};
 use tessera_core::event::EventKind;
 use time::OffsetDateTime;
 
-use crate::problem::Problem;
+use crate::problem::{Fault, Problem};
 
 /// A rendered page with its status; a template that fails to render is a logged 500.
 pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
@@ -28,22 +28,25 @@ pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
 const FALLBACK_ERROR: &str = "<!doctype html><title>Error</title><p>Something went wrong on our side. It has been logged.</p>";
 
 /// How a refused action reads on a page: the status and headers of the API's problem
-/// (one status table, in `problem.rs`), a sentence for people instead of its body.
+/// (one status table, in `problem.rs`), a sentence for people instead of its body, and
+/// the fault the problem carries to the log, if any.
 #[derive(Debug)]
 pub struct Failure {
     pub status: StatusCode,
     pub retry_after: Option<HeaderValue>,
     pub message: String,
+    fault: Option<Fault>,
 }
 
 impl Failure {
     pub fn from_error(e: AppError) -> Self {
         let message = message_for(&e);
-        let res = Problem::from(e).into_response();
+        let problem = Problem::from(e);
         Self {
-            status: res.status(),
-            retry_after: res.headers().get(header::RETRY_AFTER).cloned(),
+            status: problem.status(),
+            retry_after: problem.retry_after().cloned(),
             message,
+            fault: problem.fault().cloned(),
         }
     }
 
@@ -72,11 +75,14 @@ impl Failure {
         failure
     }
 
-    /// `page` with this failure's status and `Retry-After`.
+    /// `page` with this failure's status and `Retry-After` (and its fault, for the log).
     pub fn respond<T: Template>(&self, template: &T) -> Response {
         let mut res = page(self.status, template);
         if let Some(v) = &self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        if let Some(fault) = &self.fault {
+            res.extensions_mut().insert(fault.clone());
         }
         res
     }
@@ -97,9 +103,13 @@ fn message_for(e: &AppError) -> String {
         }
         AppError::InvalidMfaCode => "That code is wrong, expired or already used.".into(),
         AppError::InvalidMfaToken => "Your sign-in took too long. Please start again.".into(),
-        AppError::SessionRevoked | AppError::SessionExpired => {
-            "Your session has ended. Please sign in again.".into()
-        }
+        // Pages keep their tokens in cookies: any dead one means signing in again.
+        AppError::SessionRevoked
+        | AppError::SessionExpired
+        | AppError::MissingToken
+        | AppError::InvalidToken
+        | AppError::InvalidRefreshToken
+        | AppError::RefreshTokenReused => "Your session has ended. Please sign in again.".into(),
         AppError::MfaAlreadyEnabled => "Two-step verification is already on.".into(),
         AppError::MfaNotEnabled => "Two-step verification is off.".into(),
         AppError::NoPendingSetup => "Start the set-up again: it was replaced or finished.".into(),
@@ -112,7 +122,22 @@ fn message_for(e: &AppError) -> String {
         AppError::Unavailable(_) => {
             "The service is briefly unavailable. Please try again in a few seconds.".into()
         }
-        _ => "Something went wrong on our side. It has been logged; please try again.".into(),
+        AppError::Forbidden => "Your account is not allowed to do this.".into(),
+        AppError::MfaEnrollmentRequired => "This needs two-step verification. Turn it on \
+            under Two-step verification on your account security page first."
+            .into(),
+        AppError::StepUpRequired { .. } => "Confirm it is you first: enter the current code \
+            from your authenticator app under Two-step verification on your account security \
+            page, then try again."
+            .into(),
+        AppError::UnknownAction => "That action is not known.".into(),
+        AppError::UnsupportedProvider => "That way of signing in is not supported.".into(),
+        AppError::InvalidResetToken => {
+            "This reset link is unknown, already used or expired. Ask for a new one.".into()
+        }
+        AppError::Internal(_) => {
+            "Something went wrong on our side. It has been logged; please try again.".into()
+        }
     }
 }
 

@@ -26,6 +26,7 @@ mod notify_webhook;
 mod ops;
 mod pages;
 mod pages_account;
+mod pages_failures;
 mod pages_reset;
 mod process;
 mod properties;

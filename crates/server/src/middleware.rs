@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tessera_app::ports::Store;
 
-use crate::problem::{Fault, Problem, ProblemCode};
+use crate::problem::{Fault, Faults, Problem, ProblemCode};
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -51,14 +51,16 @@ pub async fn log_faults(req: Request, next: Next) -> axum::response::Response {
         .to_owned();
     let mut res = next.run(req).await;
     // Taken off, so a second pass (a nested router) cannot log it again.
-    match res.extensions_mut().remove::<Fault>() {
-        Some(Fault::Internal(chain)) => {
-            tracing::error!(request_id, error = %chain, "internal error");
+    let faults = res.extensions_mut().remove::<Faults>().unwrap_or_default();
+    for fault in faults.0 {
+        match fault {
+            Fault::Internal(chain) => {
+                tracing::error!(request_id, error = %chain, "internal error");
+            }
+            Fault::Unavailable(chain) => {
+                tracing::warn!(request_id, error = %chain, "database unreachable: answered 503");
+            }
         }
-        Some(Fault::Unavailable(chain)) => {
-            tracing::warn!(request_id, error = %chain, "database unreachable: answered 503");
-        }
-        None => {}
     }
     res
 }

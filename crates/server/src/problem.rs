@@ -102,6 +102,22 @@ pub enum Fault {
     Unavailable(String),
 }
 
+impl Fault {
+    /// Adds this fault to those `res` answers for. A page that fails while showing an
+    /// earlier failure answers for both, so each is logged.
+    pub fn attach(self, res: &mut Response) {
+        res.extensions_mut()
+            .get_or_insert_default::<Faults>()
+            .0
+            .push(self);
+    }
+}
+
+/// Every fault a response answers for, in the order they happened; taken off and logged
+/// by `middleware::log_faults`.
+#[derive(Debug, Clone, Default)]
+pub struct Faults(pub Vec<Fault>);
+
 impl Problem {
     pub fn new(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
@@ -327,7 +343,7 @@ impl IntoResponse for Problem {
         }
         res.extensions_mut().insert(self.code);
         if let Some(fault) = self.fault {
-            res.extensions_mut().insert(fault);
+            fault.attach(&mut res);
         }
         res
     }

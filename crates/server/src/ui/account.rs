@@ -59,7 +59,13 @@ async fn account_page<S: Store>(
     .await;
     let (me, devices, events) = match loaded {
         Ok(v) => v,
-        Err(e) => return super::views::failure_page(e),
+        Err(e) => {
+            let mut res = super::views::failure_page(e);
+            if let Some(failure) = &failure {
+                failure.carry_fault(&mut res);
+            }
+            return res;
+        }
     };
     let mut devices: Vec<DeviceRow> = devices.into_iter().map(DeviceRow::from).collect();
     // This device first, then the others, most recently active first (the store's order).
@@ -157,7 +163,11 @@ pub async fn mfa_confirm_post<S: Store>(
                 Ok(None) | Err(AppError::MfaAlreadyEnabled) => {
                     account_page(&state, &who, jar, None, Some(failure)).await
                 }
-                Err(e) => super::views::failure_page(e),
+                Err(e) => {
+                    let mut res = super::views::failure_page(e);
+                    failure.carry_fault(&mut res);
+                    res
+                }
             }
         }
     }

@@ -81,10 +81,16 @@ impl Failure {
         if let Some(v) = &self.retry_after {
             res.headers_mut().insert(header::RETRY_AFTER, v.clone());
         }
-        if let Some(fault) = &self.fault {
-            res.extensions_mut().insert(fault.clone());
-        }
+        self.carry_fault(&mut res);
         res
+    }
+
+    /// Makes `res`, which answers instead of this failure (showing it failed in turn),
+    /// answer for this failure's fault too, so neither goes unlogged.
+    pub fn carry_fault(&self, res: &mut Response) {
+        if let Some(fault) = &self.fault {
+            fault.clone().attach(res);
+        }
     }
 }
 

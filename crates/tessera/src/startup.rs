@@ -12,15 +12,10 @@ use tessera_adapters::{
     MemoryLimiter, PgStore, PoolDeadlines, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
-use tessera_app::{
-    Actor, App, AppError, HashingSettings, Limits, OutboxWorker, RequestContext, Settings,
-};
+use tessera_app::{Actor, App, AppError, OutboxWorker, RequestContext};
 use tessera_core::Email;
 use tessera_core::ids::Role;
-use tessera_core::ratelimit::Policy;
-use tessera_core::session::Lifetimes;
 use tessera_server::AppState;
-use time::Duration;
 use tokio::net::TcpListener;
 
 use crate::cli::AdminCommand;
@@ -163,7 +158,7 @@ async fn router<S: Store>(
         limiter(config)?,
         revocation_bus(config)?.or(without_redis),
         master,
-        settings(config),
+        config.settings(),
     )
     .await
     .context(
@@ -224,7 +219,7 @@ async fn admin_with<S: Store>(
         // Published to, so running nodes drop what this command revokes at once.
         revocation_bus(config)?,
         master,
-        settings(config),
+        config.settings(),
     )
     .await
     .context(
@@ -305,67 +300,6 @@ fn admin_error(e: AppError) -> anyhow::Error {
     match e {
         AppError::NotFound => anyhow::anyhow!("no user with that email address"),
         other => anyhow::Error::new(other),
-    }
-}
-
-/// The use cases' settings from the configuration.
-fn settings(config: &Config) -> Settings {
-    Settings {
-        issuer: config.issuer.clone(),
-        audience: config.audience.clone(),
-        access_token_ttl: Duration::seconds(config.access_token_ttl_secs),
-        lifetimes: Lifetimes {
-            idle: Duration::seconds(config.session_idle_timeout_secs),
-            absolute: Duration::seconds(config.session_absolute_lifetime_secs),
-        },
-        refresh_retry_window: Duration::seconds(config.refresh_retry_window_secs),
-        limits: Limits {
-            login_per_ip: Policy {
-                limit: config.login_ip_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            login_per_account: Policy {
-                limit: config.login_account_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            login_per_device: Policy {
-                limit: config.login_device_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            password_per_session: Policy {
-                window: Duration::seconds(config.login_window_secs),
-                ..Policy::PASSWORD_PER_SESSION
-            },
-            mfa_per_user: Policy {
-                limit: config.mfa_limit,
-                window: Duration::seconds(config.mfa_window_secs),
-            },
-            register_per_ip: Policy {
-                limit: config.register_limit,
-                window: Duration::seconds(config.register_window_secs),
-            },
-            reset_per_ip: Policy {
-                limit: config.reset_ip_limit,
-                window: Duration::seconds(config.reset_window_secs),
-            },
-            reset_per_account: Policy {
-                limit: config.reset_account_limit,
-                window: Duration::seconds(config.reset_window_secs),
-            },
-            notices_per_user_kind: Policy {
-                limit: config.notice_limit,
-                ..Policy::NOTICES_PER_USER_KIND
-            },
-        },
-        step_up: config.step_up.clone(),
-        session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),
-        hashing: HashingSettings {
-            workers: usize::try_from(config.hash_workers).unwrap_or(1),
-            queue: usize::try_from(config.hash_queue).unwrap_or(1),
-            wait: std::time::Duration::from_millis(u64::try_from(config.hash_wait_ms).unwrap_or(1)),
-        },
-        retention: crate::retention::settings(&config.retention),
-        notification_channels: config.notify.names(),
     }
 }
 

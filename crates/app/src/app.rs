@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tessera_core::defaults;
 use tessera_core::event::EventKind;
 use tessera_core::ids::{EventId, NotificationId, SessionId, UserId};
 use tessera_core::jwt::{AccessClaims, Assurance};
@@ -87,17 +88,19 @@ impl Default for Limits {
     }
 }
 
+/// The built-in defaults (`tessera_core::defaults` and the types' own), which the binary's
+/// configuration starts from.
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            issuer: "http://127.0.0.1:8080".into(),
-            audience: "tessera".into(),
-            access_token_ttl: Duration::seconds(900),
+            issuer: format!("http://{}", defaults::LISTEN),
+            audience: defaults::AUDIENCE.to_owned(),
+            access_token_ttl: defaults::ACCESS_TOKEN_TTL,
             lifetimes: Lifetimes::default(),
-            refresh_retry_window: Duration::ZERO,
+            refresh_retry_window: defaults::REFRESH_RETRY_WINDOW,
             limits: Limits::default(),
             step_up: StepUpPolicy::defaults(),
-            session_cache_ttl: Duration::seconds(60),
+            session_cache_ttl: defaults::SESSION_CACHE_TTL,
             hashing: HashingSettings::defaults(),
             retention: crate::retention::Retention::default(),
             notification_channels: vec!["log".to_owned()],

@@ -2,6 +2,8 @@
 //! time (`now`) and fresh secret bytes are arguments, so every rule is a plain function
 //! that tests drive directly.
 //!
+//! - `defaults`: the built-in defaults several layers read (configuration, use cases,
+//!   policies), each written once.
 //! - `ids`, `secret`: newtypes for identifiers and for secrets (redacted `Debug`,
 //!   constant-time comparison of token hashes).
 //! - `email`, `password`: parse-don't-validate input types, the password policy and
@@ -18,6 +20,7 @@
 //! - `event`: the kinds of security event.
 
 pub mod crypto;
+pub mod defaults;
 pub mod device;
 pub mod email;
 pub mod event;

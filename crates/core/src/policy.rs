@@ -16,10 +16,9 @@ use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::defaults::STEP_UP_MAX_AGE;
 use crate::ids::{InvalidField, Role};
 
-/// How long an MFA counts as recent in the default rules and in the admin floor.
-pub const DEFAULT_MAX_AGE: Duration = Duration::seconds(300);
 /// How recent an MFA must be to regenerate recovery codes (not an action of the policy:
 /// the contract fixes it).
 pub const RECOVERY_CODES_MAX_AGE: Duration = Duration::seconds(300);
@@ -46,6 +45,9 @@ pub struct ActionPolicy {
     pub require_enrollment: bool,
 }
 
+/// The rule the admin API always applies, and one of the defaults.
+const ADMIN_FLOOR: (&str, &str) = ("admin.*", "admin");
+
 /// Rules by action name: exact names (`vendor.payout`) or a trailing wildcard (`admin.*`,
 /// matching `admin.` followed by at least one character). An exact rule wins over a wildcard; the
 /// longest wildcard prefix wins among wildcards.
@@ -57,41 +59,37 @@ pub struct StepUpPolicy {
 }
 
 impl StepUpPolicy {
-    /// `vendor.payout`: role vendor, 300 s, enrollment required; `admin.*`: role admin, 300 s, enrollment required.
+    /// `vendor.payout` (role vendor) and the admin floor's `admin.*` (role admin), each
+    /// asking for an enrolled factor and an MFA within `STEP_UP_MAX_AGE`.
     pub fn defaults() -> Self {
-        let rule = |action: &str, role: &str| {
-            Role::parse(role).ok().map(|role| {
-                let policy = ActionPolicy {
-                    role,
-                    max_age: DEFAULT_MAX_AGE,
-                    require_enrollment: true,
-                };
-                (action.to_owned(), policy)
-            })
-        };
-        let rules = [rule("vendor.payout", "vendor"), rule("admin.*", "admin")]
-            .into_iter()
-            .flatten()
-            .collect();
-        // The literals are valid (a test proves it). Were one not, its rule would be
-        // missing and the action refused as unknown: failing closed, never open.
-        Self::new(rules).unwrap_or_else(|_| Self::empty())
+        Self::from_defaults(&[("vendor.payout", "vendor"), ADMIN_FLOOR])
     }
 
     /// The admin API's floor, whatever the configured policy says: `admin.*` needs role
-    /// `admin`, TOTP enrolled and an MFA within `DEFAULT_MAX_AGE`.
+    /// `admin`, TOTP enrolled and an MFA within `STEP_UP_MAX_AGE`.
     pub fn admin_floor() -> Self {
-        let rule = Role::parse("admin").ok().map(|role| {
-            let policy = ActionPolicy {
-                role,
-                max_age: DEFAULT_MAX_AGE,
-                require_enrollment: true,
-            };
-            ("admin.*".to_owned(), policy)
-        });
-        // As in `defaults`: a bad literal (a test proves there is none) leaves the floor
-        // empty, and an empty floor refuses every admin action as unknown.
-        Self::new(rule.into_iter().collect()).unwrap_or_else(|_| Self::empty())
+        Self::from_defaults(&[ADMIN_FLOOR])
+    }
+
+    /// Rules of `(action, role)` with the default freshness, enrollment required.
+    fn from_defaults(rules: &[(&str, &str)]) -> Self {
+        let rules = rules
+            .iter()
+            .filter_map(|(action, role)| {
+                Role::parse(role).ok().map(|role| {
+                    let policy = ActionPolicy {
+                        role,
+                        max_age: STEP_UP_MAX_AGE,
+                        require_enrollment: true,
+                    };
+                    ((*action).to_owned(), policy)
+                })
+            })
+            .collect();
+        // The literals are valid (a test proves it). Were one not, its rule would be
+        // missing and the action refused as unknown (an empty floor refuses every admin
+        // action): failing closed, never open.
+        Self::new(rules).unwrap_or_else(|_| Self::empty())
     }
 
     /// Names are 1+ characters of `[a-z0-9_.-]`, optionally ending in one `*`. Duplicate

@@ -22,6 +22,8 @@
 
 use time::{Duration, OffsetDateTime};
 
+use crate::defaults::{LOGIN_WINDOW, RESET_WINDOW};
+
 /// How long an attempt may stay pending before it counts as a failure. Longer than any
 /// password check can take (the hashing queue's wait is capped well below it).
 pub const PENDING_LEASE: Duration = Duration::seconds(60);
@@ -33,26 +35,26 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// Password login per (client IP, provider): 5 in 10 minutes.
+    /// Password login per (client IP, provider): 5 per login window.
     pub const LOGIN_PER_IP: Policy = Policy {
         limit: 5,
-        window: Duration::minutes(10),
+        window: LOGIN_WINDOW,
     };
-    /// Password login per (account, provider): 10 in 10 minutes.
+    /// Password login per (account, provider): 10 per login window.
     pub const LOGIN_PER_ACCOUNT: Policy = Policy {
         limit: 10,
-        window: Duration::minutes(10),
+        window: LOGIN_WINDOW,
     };
-    /// Password login presenting a known-device token: 5 in 10 minutes per token.
+    /// Password login presenting a known-device token: 5 per login window per token.
     pub const LOGIN_PER_DEVICE: Policy = Policy {
         limit: 5,
-        window: Duration::minutes(10),
+        window: LOGIN_WINDOW,
     };
-    /// Password checks from one live session (password change, factor binding): 5 in 10
-    /// minutes per session.
+    /// Password checks from one live session (password change, factor binding): 5 per
+    /// login window per session.
     pub const PASSWORD_PER_SESSION: Policy = Policy {
         limit: 5,
-        window: Duration::minutes(10),
+        window: LOGIN_WINDOW,
     };
     /// MFA code failures per user: 5 in 10 minutes.
     pub const MFA_PER_USER: Policy = Policy {
@@ -64,16 +66,17 @@ impl Policy {
         limit: 10,
         window: Duration::hours(1),
     };
-    /// Password-reset requests per client network, whatever their outcome: 10 an hour.
+    /// Password-reset requests per client network, whatever their outcome: 10 per reset
+    /// window.
     pub const RESET_PER_IP: Policy = Policy {
         limit: 10,
-        window: Duration::hours(1),
+        window: RESET_WINDOW,
     };
-    /// Password-reset requests per address (known or not), whatever their outcome: 3 an
-    /// hour, so a mailbox cannot be flooded with reset emails.
+    /// Password-reset requests per address (known or not), whatever their outcome: 3 per
+    /// reset window, so a mailbox cannot be flooded with reset emails.
     pub const RESET_PER_ACCOUNT: Policy = Policy {
         limit: 3,
-        window: Duration::hours(1),
+        window: RESET_WINDOW,
     };
     /// Notices of one kind to one user: 10 an hour. Beyond it the event is still recorded
     /// (dashboard, audit trail) but nothing more is sent. Per kind, so a flood of one

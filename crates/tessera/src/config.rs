@@ -1,140 +1,51 @@
 //! Configuration: defaults, then `tessera.toml` (or `--config PATH`), then `TESSERA_*`
 //! environment variables, each overriding the one before. docs/configuration.md lists
-//! every setting; keep the two in step.
+//! every setting; keep the two in step (a test compares its defaults with these).
+//!
+//! The defaults are the use cases' (`Settings::default`, which reads
+//! `tessera_core::defaults`), so each is written once. This file resolves the use cases'
+//! settings and maps them back (`Config::settings`); by topic, the rest lives in
+//! `file` (the TOML keys), `source` (reading and checking one setting), `http`, `keys`
+//! (the master key), `step_up`, `retention`, `outbox` and `database`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use ipnet::IpNet;
-use serde::Deserialize;
 use tessera_adapters::PoolDeadlines;
 use tessera_adapters::notify::ChannelSettings;
-use tessera_app::{HashingSettings, Settings};
-use tessera_core::ids::Role;
-use tessera_core::policy::{ActionPolicy, StepUpPolicy};
+use tessera_app::{HashingSettings, Limits, Settings};
+use tessera_core::policy::StepUpPolicy;
+use tessera_core::ratelimit::Policy;
+use tessera_core::session::Lifetimes;
+use time::Duration;
 
 use crate::edge::HttpLimits;
+use file::FileConfig;
+use source::{Source, whole};
 
-/// The settings file, every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    database_url: Option<String>,
-    database_connect_timeout: Option<i64>,
-    database_acquire_timeout: Option<i64>,
-    master_key: Option<String>,
-    master_key_file: Option<PathBuf>,
-    master_key_previous: Option<Vec<String>>,
-    trusted_proxies: Option<Vec<String>>,
-    issuer: Option<String>,
-    audience: Option<String>,
-    http_header_timeout: Option<i64>,
-    http_request_timeout: Option<i64>,
-    http_body_timeout: Option<i64>,
-    http_keepalive_timeout: Option<i64>,
-    http_max_connections: Option<i64>,
-    access_token_ttl: Option<i64>,
-    session_idle_timeout: Option<i64>,
-    session_absolute_lifetime: Option<i64>,
-    refresh_retry_window: Option<i64>,
-    log_format: Option<String>,
-    redis_url: Option<String>,
-    redis_key_prefix: Option<String>,
-    session_cache_ttl: Option<i64>,
-    login_ip_limit: Option<i64>,
-    login_account_limit: Option<i64>,
-    login_window: Option<i64>,
-    mfa_limit: Option<i64>,
-    mfa_window: Option<i64>,
-    login_device_limit: Option<i64>,
-    register_limit: Option<i64>,
-    register_window: Option<i64>,
-    reset_ip_limit: Option<i64>,
-    reset_account_limit: Option<i64>,
-    reset_window: Option<i64>,
-    notice_limit: Option<i64>,
-    hash_workers: Option<i64>,
-    hash_queue: Option<i64>,
-    hash_wait_ms: Option<i64>,
-    /// Replaces the default step-up policy when given (file only: a list of tables).
-    step_up: Option<Vec<StepUpRule>>,
-    retention_ended_sessions: Option<i64>,
-    retention_events: Option<i64>,
-    retention_batch: Option<i64>,
-    retention_interval: Option<i64>,
-    smtp_url: Option<String>,
-    smtp_from: Option<String>,
-    webhook_url: Option<String>,
-    webhook_secret: Option<String>,
-    outbox_poll_ms: Option<i64>,
-    outbox_retry_base_ms: Option<i64>,
-}
+mod database;
+mod file;
+mod http;
+mod keys;
+mod outbox;
+mod retention;
+mod source;
+mod step_up;
 
-/// One `[[step_up]]` rule of the settings file.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StepUpRule {
-    action: String,
-    role: String,
-    max_age: i64,
-    #[serde(default = "yes")]
-    require_enrollment: bool,
-}
+pub use keys::{MasterKeySource, PreviousMasterKeys};
+pub use outbox::OutboxConfig;
+pub use retention::RetentionConfig;
 
-fn yes() -> bool {
-    true
-}
+/// The embedded database: a SQLite file in the working directory.
+const DEFAULT_DATABASE_URL: &str = "sqlite://tessera.db";
+const DEFAULT_REDIS_KEY_PREFIX: &str = "tessera:";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// Where the master key comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum MasterKeySource {
-    /// Base64 of 32 bytes, given directly (`TESSERA_MASTER_KEY`).
-    Inline(String),
-    /// A file holding the base64 key; created (mode 0600) when missing.
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for MasterKeySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Inline(_) => f.write_str("Inline([redacted])"),
-            Self::File(p) => write!(f, "File({})", p.display()),
-        }
-    }
-}
-
-/// Earlier master keys (base64 of 32 bytes each), kept only to open values sealed before
-/// a rotation. `Debug` shows how many there are, never the keys.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct PreviousMasterKeys(Vec<String>);
-
-impl PreviousMasterKeys {
-    pub fn new(keys: Vec<String>) -> Self {
-        Self(keys)
-    }
-
-    /// The keys as configured (base64).
-    pub fn encoded(&self) -> &[String] {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl std::fmt::Debug for PreviousMasterKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PreviousMasterKeys([redacted; {}])", self.0.len())
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -199,9 +110,9 @@ impl Config {
     /// the environment.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let file = match path {
-            Some(p) => read_file(p)?,
+            Some(p) => FileConfig::read(p)?,
             None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+                FileConfig::read(Path::new(DEFAULT_CONFIG_FILE))?
             }
             None => FileConfig::default(),
         };
@@ -210,397 +121,303 @@ impl Config {
         })
     }
 
+    /// The settings the embedded defaults give, for tests and examples.
+    pub fn embedded_defaults() -> anyhow::Result<Self> {
+        Self::resolve(FileConfig::default(), |_| None)
+    }
+
     fn resolve(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        // The use cases' own defaults are the configuration's: one set, kept in one place.
+        let src = Source::new(&env);
         let defaults = Settings::default();
         let limits = defaults.limits;
-        let listen_raw = env("TESSERA_LISTEN")
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let listen: SocketAddr = listen_raw.parse().with_context(|| {
-            format!("TESSERA_LISTEN / listen: {listen_raw:?} is not an address:port")
-        })?;
-        let database_url = env("TESSERA_DATABASE_URL")
-            .or(file.database_url)
-            .unwrap_or_else(|| "sqlite://tessera.db".into());
+        let listen = http::listen(&src, file.listen)?;
+        let database_url = src
+            .text("TESSERA_DATABASE_URL", file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
         if !(database_url.starts_with("sqlite:")
             || database_url.starts_with("postgres://")
             || database_url.starts_with("postgresql://"))
         {
             bail!("TESSERA_DATABASE_URL / database_url must start with sqlite:// or postgres://");
         }
-        let master_key = match (
-            env("TESSERA_MASTER_KEY").or(file.master_key),
-            env("TESSERA_MASTER_KEY_FILE"),
-        ) {
-            (Some(inline), _) => MasterKeySource::Inline(inline),
-            (None, Some(path)) => MasterKeySource::File(path.into()),
-            (None, None) => MasterKeySource::File(
-                file.master_key_file
-                    .unwrap_or_else(|| PathBuf::from("tessera-master.key")),
-            ),
-        };
-        let master_key_previous = PreviousMasterKeys::new(
-            match env("TESSERA_MASTER_KEY_PREVIOUS") {
-                Some(list) => list.split(',').map(|s| s.trim().to_owned()).collect(),
-                None => file.master_key_previous.unwrap_or_default(),
-            }
-            .into_iter()
-            .filter(|s| !s.trim().is_empty())
-            .collect(),
-        );
-        let trusted_proxies = match env("TESSERA_TRUSTED_PROXIES") {
-            Some(list) => list
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            None => file.trusted_proxies.unwrap_or_default(),
-        }
-        .iter()
-        .map(|s| parse_net(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-        let issuer = env("TESSERA_ISSUER")
-            .or(file.issuer)
+        let master_key = MasterKeySource::resolve(&src, file.master_key, file.master_key_file);
+        let master_key_previous = PreviousMasterKeys::resolve(&src, file.master_key_previous);
+        let trusted_proxies = http::trusted_proxies(&src, file.trusted_proxies)?;
+        // The default issuer follows the address actually configured.
+        let issuer = src
+            .text("TESSERA_ISSUER", file.issuer)
             .unwrap_or_else(|| format!("http://{listen}"));
-        let audience = env("TESSERA_AUDIENCE")
-            .or(file.audience)
-            .unwrap_or_else(|| "tessera".into());
-        let secs =
-            |name: &str, from_file: Option<i64>, default: i64, min: i64| -> anyhow::Result<i64> {
-                let v = match env(name) {
-                    Some(raw) => raw.parse::<i64>().with_context(|| {
-                        format!("{name}: {raw:?} is not a whole number of seconds")
-                    })?,
-                    None => from_file.unwrap_or(default),
-                };
-                if v < min {
-                    bail!("{name} must be at least {min} seconds");
-                }
-                Ok(v)
-            };
-        let log_format = match env("TESSERA_LOG_FORMAT").or(file.log_format).as_deref() {
+        let audience = src
+            .text("TESSERA_AUDIENCE", file.audience)
+            .unwrap_or(defaults.audience);
+        let log_format = match src.text("TESSERA_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("TESSERA_LOG_FORMAT must be text or json, not {other:?}"),
         };
-        let step_up = match file.step_up {
-            None => defaults.step_up.clone(),
-            Some(rules) => {
-                let rules = rules
-                    .into_iter()
-                    .map(|r| {
-                        let role = Role::parse(&r.role)
-                            .map_err(|e| anyhow::anyhow!("step_up role {:?}: {e}", r.role))?;
-                        if r.max_age < 1 {
-                            bail!(
-                                "step_up max_age for {:?} must be at least 1 second",
-                                r.action
-                            );
-                        }
-                        let policy = ActionPolicy {
-                            role,
-                            max_age: time::Duration::seconds(r.max_age),
-                            require_enrollment: r.require_enrollment,
-                        };
-                        Ok((r.action, policy))
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                StepUpPolicy::new(rules).map_err(|e| anyhow::anyhow!("step_up: {e}"))?
-            }
-        };
-        let redis_url = env("TESSERA_REDIS_URL").or(file.redis_url);
+        let redis_url = src.text("TESSERA_REDIS_URL", file.redis_url);
         if let Some(url) = &redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
             bail!("TESSERA_REDIS_URL / redis_url must start with redis:// or rediss://");
         }
-        let hashing = defaults.hashing;
-        let count = |name: &str, from_file: Option<i64>, default: i64| -> anyhow::Result<u32> {
-            let v = secs(name, from_file, default, 1)?;
-            u32::try_from(v).with_context(|| format!("{name} is too large"))
-        };
         // Checked here so that a bad URL stops `serve` at start, not every delivery later.
         let notify = ChannelSettings::from_raw(
-            env("TESSERA_SMTP_URL").or(file.smtp_url).as_deref(),
-            env("TESSERA_SMTP_FROM").or(file.smtp_from).as_deref(),
-            env("TESSERA_WEBHOOK_URL").or(file.webhook_url).as_deref(),
-            env("TESSERA_WEBHOOK_SECRET")
-                .or(file.webhook_secret)
+            src.text("TESSERA_SMTP_URL", file.smtp_url).as_deref(),
+            src.text("TESSERA_SMTP_FROM", file.smtp_from).as_deref(),
+            src.text("TESSERA_WEBHOOK_URL", file.webhook_url).as_deref(),
+            src.text("TESSERA_WEBHOOK_SECRET", file.webhook_secret)
                 .as_deref(),
             &issuer,
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secs = |name: &str, from_file: Option<i64>, default: Duration, min: i64| {
+            src.secs(name, from_file, default.whole_seconds(), min)
+        };
+        let budget = |name: &str, from_file: Option<i64>, default: Policy| {
+            src.count(name, from_file, default.limit.into())
+        };
+        let hashing = defaults.hashing;
         let config = Self {
             listen,
             database_url,
             database: database::resolve(
+                &src,
                 [file.database_connect_timeout, file.database_acquire_timeout],
-                &env,
             )?,
             master_key,
             master_key_previous,
             trusted_proxies,
             issuer,
             audience,
-            http: HttpLimits::checked(
-                secs(
-                    "TESSERA_HTTP_HEADER_TIMEOUT",
+            http: http::limits(
+                &src,
+                [
                     file.http_header_timeout,
-                    10,
-                    1,
-                )?,
-                secs(
-                    "TESSERA_HTTP_REQUEST_TIMEOUT",
                     file.http_request_timeout,
-                    30,
-                    1,
-                )?,
-                secs("TESSERA_HTTP_BODY_TIMEOUT", file.http_body_timeout, 15, 1)?,
-                secs(
-                    "TESSERA_HTTP_KEEPALIVE_TIMEOUT",
+                    file.http_body_timeout,
                     file.http_keepalive_timeout,
-                    5,
-                    0,
-                )?,
-                count(
-                    "TESSERA_HTTP_MAX_CONNECTIONS",
                     file.http_max_connections,
-                    512,
-                )?,
+                ],
             )?,
             access_token_ttl_secs: secs(
                 "TESSERA_ACCESS_TOKEN_TTL",
                 file.access_token_ttl,
-                defaults.access_token_ttl.whole_seconds(),
+                defaults.access_token_ttl,
                 30,
             )?,
             session_idle_timeout_secs: secs(
                 "TESSERA_SESSION_IDLE_TIMEOUT",
                 file.session_idle_timeout,
-                defaults.lifetimes.idle.whole_seconds(),
+                defaults.lifetimes.idle,
                 60,
             )?,
             session_absolute_lifetime_secs: secs(
                 "TESSERA_SESSION_ABSOLUTE_LIFETIME",
                 file.session_absolute_lifetime,
-                defaults.lifetimes.absolute.whole_seconds(),
+                defaults.lifetimes.absolute,
                 60,
             )?,
             refresh_retry_window_secs: secs(
                 "TESSERA_REFRESH_RETRY_WINDOW",
                 file.refresh_retry_window,
-                defaults.refresh_retry_window.whole_seconds(),
+                defaults.refresh_retry_window,
                 0,
             )?,
             log_format,
             redis_url,
-            redis_key_prefix: env("TESSERA_REDIS_KEY_PREFIX")
-                .or(file.redis_key_prefix)
-                .unwrap_or_else(|| "tessera:".into()),
+            redis_key_prefix: src
+                .text("TESSERA_REDIS_KEY_PREFIX", file.redis_key_prefix)
+                .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.into()),
             session_cache_ttl_secs: secs(
                 "TESSERA_SESSION_CACHE_TTL",
                 file.session_cache_ttl,
-                defaults.session_cache_ttl.whole_seconds(),
+                defaults.session_cache_ttl,
                 0,
             )?,
-            login_ip_limit: count(
+            login_ip_limit: budget(
                 "TESSERA_LOGIN_IP_LIMIT",
                 file.login_ip_limit,
-                limits.login_per_ip.limit.into(),
+                limits.login_per_ip,
             )?,
-            login_account_limit: count(
+            login_account_limit: budget(
                 "TESSERA_LOGIN_ACCOUNT_LIMIT",
                 file.login_account_limit,
-                limits.login_per_account.limit.into(),
+                limits.login_per_account,
             )?,
-            // One window serves every login budget (see `startup::settings`).
+            // One window serves every login budget (see `Config::settings`).
             login_window_secs: secs(
                 "TESSERA_LOGIN_WINDOW",
                 file.login_window,
-                limits.login_per_ip.window.whole_seconds(),
+                limits.login_per_ip.window,
                 1,
             )?,
-            mfa_limit: count(
-                "TESSERA_MFA_LIMIT",
-                file.mfa_limit,
-                limits.mfa_per_user.limit.into(),
-            )?,
+            mfa_limit: budget("TESSERA_MFA_LIMIT", file.mfa_limit, limits.mfa_per_user)?,
             mfa_window_secs: secs(
                 "TESSERA_MFA_WINDOW",
                 file.mfa_window,
-                limits.mfa_per_user.window.whole_seconds(),
+                limits.mfa_per_user.window,
                 1,
             )?,
-            login_device_limit: count(
+            login_device_limit: budget(
                 "TESSERA_LOGIN_DEVICE_LIMIT",
                 file.login_device_limit,
-                limits.login_per_device.limit.into(),
+                limits.login_per_device,
             )?,
-            register_limit: count(
+            register_limit: budget(
                 "TESSERA_REGISTER_LIMIT",
                 file.register_limit,
-                limits.register_per_ip.limit.into(),
+                limits.register_per_ip,
             )?,
             register_window_secs: secs(
                 "TESSERA_REGISTER_WINDOW",
                 file.register_window,
-                limits.register_per_ip.window.whole_seconds(),
+                limits.register_per_ip.window,
                 1,
             )?,
-            reset_ip_limit: count(
+            reset_ip_limit: budget(
                 "TESSERA_RESET_IP_LIMIT",
                 file.reset_ip_limit,
-                limits.reset_per_ip.limit.into(),
+                limits.reset_per_ip,
             )?,
-            reset_account_limit: count(
+            reset_account_limit: budget(
                 "TESSERA_RESET_ACCOUNT_LIMIT",
                 file.reset_account_limit,
-                limits.reset_per_account.limit.into(),
+                limits.reset_per_account,
             )?,
-            // One window serves both reset budgets (see `startup::settings`).
+            // One window serves both reset budgets (see `Config::settings`).
             reset_window_secs: secs(
                 "TESSERA_RESET_WINDOW",
                 file.reset_window,
-                limits.reset_per_ip.window.whole_seconds(),
+                limits.reset_per_ip.window,
                 1,
             )?,
-            notice_limit: count(
+            notice_limit: budget(
                 "TESSERA_NOTICE_LIMIT",
                 file.notice_limit,
-                limits.notices_per_user_kind.limit.into(),
+                limits.notices_per_user_kind,
             )?,
-            hash_workers: count(
+            hash_workers: src.count(
                 "TESSERA_HASH_WORKERS",
                 file.hash_workers,
-                i64::try_from(hashing.workers).unwrap_or(2),
+                whole(hashing.workers),
             )?,
-            hash_queue: count(
-                "TESSERA_HASH_QUEUE",
-                file.hash_queue,
-                i64::try_from(hashing.queue).unwrap_or(256),
-            )?,
-            hash_wait_ms: secs(
+            hash_queue: src.count("TESSERA_HASH_QUEUE", file.hash_queue, whole(hashing.queue))?,
+            hash_wait_ms: src.secs(
                 "TESSERA_HASH_WAIT_MS",
                 file.hash_wait_ms,
-                i64::try_from(hashing.wait.as_millis()).unwrap_or(5_000),
+                whole(hashing.wait.as_millis()),
                 1,
             )?,
-            step_up,
+            step_up: step_up::resolve(file.step_up, &defaults.step_up)?,
             notify,
-            outbox: OutboxConfig::resolve([file.outbox_poll_ms, file.outbox_retry_base_ms], &env)?,
+            outbox: OutboxConfig::resolve(&src, [file.outbox_poll_ms, file.outbox_retry_base_ms])?,
             retention: RetentionConfig::resolve(
+                &src,
                 [
                     file.retention_ended_sessions,
                     file.retention_events,
                     file.retention_batch,
                     file.retention_interval,
                 ],
-                &env,
+                &defaults.retention,
             )?,
         };
-        if config.session_cache_ttl_secs > 3600 {
+        config.check_bounds()?;
+        Ok(config)
+    }
+
+    /// Upper bounds whose reason is not the setting's own range.
+    fn check_bounds(&self) -> anyhow::Result<()> {
+        if self.session_cache_ttl_secs > 3600 {
             bail!(
                 "TESSERA_SESSION_CACHE_TTL is at most 3600 seconds: it bounds how long a lost \
                  revocation message can leave a session usable on another node"
             );
         }
         let max_wait = HashingSettings::MAX_WAIT.as_millis();
-        if i128::from(config.hash_wait_ms) > i128::try_from(max_wait).unwrap_or(i128::MAX) {
+        if i128::from(self.hash_wait_ms) > i128::try_from(max_wait).unwrap_or(i128::MAX) {
             bail!(
                 "TESSERA_HASH_WAIT_MS is at most {max_wait}: an attempt in flight must settle \
                  well before its rate-limit slot counts as a failure"
             );
         }
-        if config.refresh_retry_window_secs > 300 {
+        if self.refresh_retry_window_secs > 300 {
             bail!(
                 "TESSERA_REFRESH_RETRY_WINDOW is at most 300 seconds: a longer window keeps stolen tokens usable"
             );
         }
-        Ok(config)
+        Ok(())
     }
 
-    /// The settings the embedded defaults give, for tests and examples.
-    pub fn embedded_defaults() -> anyhow::Result<Self> {
-        Self::resolve(FileConfig::default(), |_| None)
+    /// The use cases' settings from the configuration.
+    pub fn settings(&self) -> Settings {
+        let secs = Duration::seconds;
+        let login_window = secs(self.login_window_secs);
+        let reset_window = secs(self.reset_window_secs);
+        Settings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_token_ttl: secs(self.access_token_ttl_secs),
+            lifetimes: Lifetimes {
+                idle: secs(self.session_idle_timeout_secs),
+                absolute: secs(self.session_absolute_lifetime_secs),
+            },
+            refresh_retry_window: secs(self.refresh_retry_window_secs),
+            limits: Limits {
+                login_per_ip: Policy {
+                    limit: self.login_ip_limit,
+                    window: login_window,
+                },
+                login_per_account: Policy {
+                    limit: self.login_account_limit,
+                    window: login_window,
+                },
+                login_per_device: Policy {
+                    limit: self.login_device_limit,
+                    window: login_window,
+                },
+                password_per_session: Policy {
+                    window: login_window,
+                    ..Policy::PASSWORD_PER_SESSION
+                },
+                mfa_per_user: Policy {
+                    limit: self.mfa_limit,
+                    window: secs(self.mfa_window_secs),
+                },
+                register_per_ip: Policy {
+                    limit: self.register_limit,
+                    window: secs(self.register_window_secs),
+                },
+                reset_per_ip: Policy {
+                    limit: self.reset_ip_limit,
+                    window: reset_window,
+                },
+                reset_per_account: Policy {
+                    limit: self.reset_account_limit,
+                    window: reset_window,
+                },
+                notices_per_user_kind: Policy {
+                    limit: self.notice_limit,
+                    ..Policy::NOTICES_PER_USER_KIND
+                },
+            },
+            step_up: self.step_up.clone(),
+            session_cache_ttl: secs(self.session_cache_ttl_secs),
+            hashing: HashingSettings {
+                workers: usize::try_from(self.hash_workers).unwrap_or(1),
+                queue: usize::try_from(self.hash_queue).unwrap_or(1),
+                wait: std::time::Duration::from_millis(
+                    u64::try_from(self.hash_wait_ms).unwrap_or(1),
+                ),
+            },
+            retention: self.retention.settings(),
+            notification_channels: self.notify.names(),
+        }
     }
 }
 
-/// Retention: how long ended sessions and security events are kept, how many rows of
-/// each table one purge run may delete, and how often `serve` runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionConfig {
-    pub ended_sessions_secs: i64,
-    pub events_secs: i64,
-    pub batch: u32,
-    /// Seconds between background runs; 0: no background purge (`tessera admin purge`
-    /// from cron instead).
-    pub interval_secs: u64,
-}
-
-impl RetentionConfig {
-    /// `from_file`: the file's `retention_ended_sessions`, `retention_events`,
-    /// `retention_batch` and `retention_interval`, in that order.
-    fn resolve(
-        from_file: [Option<i64>; 4],
-        env: &impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
-        let [file_ended_sessions, file_events, file_batch, file_interval] = from_file;
-        let value = |name: &str, from_file: Option<i64>, default: i64, min: i64, max: i64| {
-            let v = match env(name) {
-                Some(raw) => raw
-                    .parse::<i64>()
-                    .with_context(|| format!("{name}: {raw:?} is not a whole number"))?,
-                None => from_file.unwrap_or(default),
-            };
-            if !(min..=max).contains(&v) {
-                bail!("{name} must be between {min} and {max}");
-            }
-            Ok(v)
-        };
-        const DAY: i64 = 86_400;
-        // A day at least: reuse of a token of a just-ended session should still read as
-        // "revoked" for a while, and a typo should not wipe the audit trail.
-        let ended_sessions_secs = value(
-            "TESSERA_RETENTION_ENDED_SESSIONS",
-            file_ended_sessions,
-            30 * DAY,
-            DAY,
-            100 * 365 * DAY,
-        )?;
-        let events_secs = value(
-            "TESSERA_RETENTION_EVENTS",
-            file_events,
-            400 * DAY,
-            DAY,
-            100 * 365 * DAY,
-        )?;
-        let batch = value("TESSERA_RETENTION_BATCH", file_batch, 1000, 1, 100_000)?;
-        let interval = value("TESSERA_RETENTION_INTERVAL", file_interval, 600, 0, 7 * DAY)?;
-        Ok(Self {
-            ended_sessions_secs,
-            events_secs,
-            batch: u32::try_from(batch).context("TESSERA_RETENTION_BATCH")?,
-            interval_secs: u64::try_from(interval).context("TESSERA_RETENTION_INTERVAL")?,
-        })
-    }
-}
-
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-}
-
-fn parse_net(s: &str) -> anyhow::Result<IpNet> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .with_context(|| format!("TESSERA_TRUSTED_PROXIES: {s:?} is not a CIDR or an address"))
-}
-
-mod database;
-mod outbox;
-pub use outbox::OutboxConfig;
-
+#[cfg(test)]
+mod docs_match;
 #[cfg(test)]
 mod tests;

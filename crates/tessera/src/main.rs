@@ -1,7 +1,7 @@
 use clap::Parser;
 use tessera::cli::{Cli, Command};
 use tessera::config::Config;
-use tessera::startup::{Application, Backend, run_admin, shutdown_signal};
+use tessera::startup::{Application, Backend, shutdown_signal};
 use tessera::telemetry;
 
 /// mimalloc, not glibc's malloc: Argon2 asks for 19 MiB aligned blocks, and glibc serves
@@ -33,7 +33,7 @@ async fn main() -> anyhow::Result<()> {
                 .or_else(|| std::env::var("SUDO_USER").ok())
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "unknown-operator".into());
-            println!("{}", run_admin(&config, operator, action).await?);
+            println!("{}", tessera::admin::run(&config, operator, action).await?);
         }
         Command::Migrate => {
             Backend::connect_with(&config.database_url, config.database)

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use tessera_app::ports::{PurgeReport, Store};
-use tessera_app::{App, AppError, Retention};
+use tessera_app::{App, AppError};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -16,15 +16,6 @@ use crate::config::RetentionConfig;
 
 /// The pause between two batches of one background purge.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(200);
-
-/// The use cases' retention settings from the configuration.
-pub fn settings(config: &RetentionConfig) -> Retention {
-    Retention {
-        ended_sessions: time::Duration::seconds(config.ended_sessions_secs),
-        events: time::Duration::seconds(config.events_secs),
-        batch: config.batch,
-    }
-}
 
 /// Runs bounded purges, `pause` apart, until one says nothing more is eligible (or only
 /// one, with `once`); the summed counts and how many runs it took.

@@ -1,5 +1,6 @@
-//! Builds the adapters the configuration names, binds the listener, and serves until a
-//! shutdown signal. Tests call `Application::build` with port 0.
+//! Builds the adapters the configuration names and the application over them (one
+//! builder, which `serve` and `tessera admin` share), binds the listener, and serves
+//! until a shutdown signal. Tests call `Application::build` with port 0.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,18 +13,11 @@ use tessera_adapters::{
     MemoryLimiter, PgStore, PoolDeadlines, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
-use tessera_app::{
-    Actor, App, AppError, HashingSettings, Limits, OutboxWorker, RequestContext, Settings,
-};
-use tessera_core::Email;
-use tessera_core::ids::Role;
-use tessera_core::ratelimit::Policy;
-use tessera_core::session::Lifetimes;
+use tessera_app::{App, OutboxWorker};
+use tessera_core::crypto::MasterKeyRing;
 use tessera_server::AppState;
-use time::Duration;
 use tokio::net::TcpListener;
 
-use crate::cli::AdminCommand;
 use crate::config::Config;
 use crate::edge::HttpLimits;
 use crate::master_key;
@@ -157,19 +151,7 @@ async fn router<S: Store>(
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
     let channels =
         notify::channels(&config.notify, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let app = App::build(
-        store,
-        clock,
-        limiter(config)?,
-        revocation_bus(config)?.or(without_redis),
-        master,
-        settings(config),
-    )
-    .await
-    .context(
-        "starting the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
-         the one the signing keys were sealed with?)",
-    )?;
+    let app = build_app(store, config, clock, master, without_redis).await?;
     crate::retention::spawn(app.clone(), &config.retention);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker = OutboxWorker::new(app.clone(), channels, config.outbox.settings());
@@ -184,189 +166,28 @@ async fn router<S: Store>(
     Ok((router, outbox))
 }
 
-/// Runs one operator command against the configured database and prints the outcome.
-pub async fn run_admin(
-    config: &Config,
-    operator: String,
-    action: AdminCommand,
-) -> anyhow::Result<String> {
-    let backend = Backend::connect_with(&config.database_url, config.database).await?;
-    if let AdminCommand::VerifyAudit = action {
-        // Only reads, and so never migrates: migrating links into the chains any event
-        // row that has none (rows from before the chains existed), which would adopt a
-        // row slipped in by hand instead of letting it show. It needs no master key
-        // either, nor the application (whose start writes a signing key to an empty
-        // database).
-        return match &backend {
-            Backend::Sqlite(store) => crate::audit::verify(store).await,
-            Backend::Postgres(store) => crate::audit::verify(store).await,
-        };
-    }
-    backend.migrate().await?;
-    match backend {
-        Backend::Sqlite(store) => admin_with(store, config, operator, action).await,
-        Backend::Postgres(store) => admin_with(store, config, operator, action).await,
-    }
-}
-
-async fn admin_with<S: Store>(
+/// The application as `serve` and `tessera admin` both run it: the configured limiter,
+/// settings and revocation bus (Redis when configured, else `without_redis`).
+pub(crate) async fn build_app<S: Store>(
     store: S,
     config: &Config,
-    operator: String,
-    action: AdminCommand,
-) -> anyhow::Result<String> {
-    let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
-    let current_key_id = master.current().id_hex();
-    let app = App::build(
+    clock: Arc<dyn Clock>,
+    master: MasterKeyRing,
+    without_redis: Option<Arc<dyn RevocationBus>>,
+) -> anyhow::Result<App<S>> {
+    App::build(
         store,
-        Arc::new(SystemClock),
+        clock,
         limiter(config)?,
-        // Published to, so running nodes drop what this command revokes at once.
-        revocation_bus(config)?,
+        revocation_bus(config)?.or(without_redis),
         master,
-        settings(config),
+        config.settings(),
     )
     .await
     .context(
-        "opening the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
+        "starting the application (is the master key, or one of TESSERA_MASTER_KEY_PREVIOUS, \
          the one the signing keys were sealed with?)",
-    )?;
-    let actor = Actor::Operator(operator);
-    let ctx = RequestContext::default();
-    let find = |email: &str| -> anyhow::Result<Email> {
-        Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))
-    };
-    let out = match action {
-        AdminCommand::GrantRole { email, role } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
-            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role {e}"))?;
-            let roles = app
-                .admin_grant_role(&actor, user.id, role, &ctx)
-                .await
-                .map_err(admin_error)?;
-            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
-            format!("{email}: roles now [{}]", names.join(", "))
-        }
-        AdminCommand::MfaReset { email, reason } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
-            let revoked = app
-                .admin_mfa_reset(&actor, user.id, &reason, &ctx)
-                .await
-                .map_err(admin_error)?;
-            format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
-        }
-        AdminCommand::RotateMasterKey => {
-            let report = app.rotate_master_key().await.map_err(admin_error)?;
-            let summary = format!(
-                "re-sealed under master key {}: {} signing key(s), {} TOTP secret(s)",
-                current_key_id, report.signing_keys, report.totp_secrets
-            );
-            if !report.is_complete() {
-                anyhow::bail!(
-                    "{summary}; {} value(s) skipped after concurrent changes and {} value(s) \
-                     no configured master key opens (see the log). Keep \
-                     TESSERA_MASTER_KEY_PREVIOUS and run this command again.",
-                    report.skipped,
-                    report.unreadable
-                );
-            }
-            summary
-        }
-        AdminCommand::RevokeSessions { email } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
-            let revoked = app
-                .admin_revoke_sessions(&actor, user.id, &ctx)
-                .await
-                .map_err(admin_error)?;
-            format!("{email}: {revoked} session(s) revoked")
-        }
-        AdminCommand::Purge { once } => {
-            let (report, runs) =
-                crate::retention::purge_until_done(&app, once, std::time::Duration::ZERO)
-                    .await
-                    .map_err(admin_error)?;
-            crate::retention::summary(&report, runs)
-        }
-        AdminCommand::VerifyAudit => crate::audit::verify(app.store()).await?,
-    };
-    Ok(out)
-}
-
-fn admin_error(e: AppError) -> anyhow::Error {
-    match e {
-        AppError::NotFound => anyhow::anyhow!("no user with that email address"),
-        other => anyhow::Error::new(other),
-    }
-}
-
-/// The use cases' settings from the configuration.
-fn settings(config: &Config) -> Settings {
-    Settings {
-        issuer: config.issuer.clone(),
-        audience: config.audience.clone(),
-        access_token_ttl: Duration::seconds(config.access_token_ttl_secs),
-        lifetimes: Lifetimes {
-            idle: Duration::seconds(config.session_idle_timeout_secs),
-            absolute: Duration::seconds(config.session_absolute_lifetime_secs),
-        },
-        refresh_retry_window: Duration::seconds(config.refresh_retry_window_secs),
-        limits: Limits {
-            login_per_ip: Policy {
-                limit: config.login_ip_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            login_per_account: Policy {
-                limit: config.login_account_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            login_per_device: Policy {
-                limit: config.login_device_limit,
-                window: Duration::seconds(config.login_window_secs),
-            },
-            password_per_session: Policy {
-                window: Duration::seconds(config.login_window_secs),
-                ..Policy::PASSWORD_PER_SESSION
-            },
-            mfa_per_user: Policy {
-                limit: config.mfa_limit,
-                window: Duration::seconds(config.mfa_window_secs),
-            },
-            register_per_ip: Policy {
-                limit: config.register_limit,
-                window: Duration::seconds(config.register_window_secs),
-            },
-            reset_per_ip: Policy {
-                limit: config.reset_ip_limit,
-                window: Duration::seconds(config.reset_window_secs),
-            },
-            reset_per_account: Policy {
-                limit: config.reset_account_limit,
-                window: Duration::seconds(config.reset_window_secs),
-            },
-            notices_per_user_kind: Policy {
-                limit: config.notice_limit,
-                ..Policy::NOTICES_PER_USER_KIND
-            },
-        },
-        step_up: config.step_up.clone(),
-        session_cache_ttl: Duration::seconds(config.session_cache_ttl_secs),
-        hashing: HashingSettings {
-            workers: usize::try_from(config.hash_workers).unwrap_or(1),
-            queue: usize::try_from(config.hash_queue).unwrap_or(1),
-            wait: std::time::Duration::from_millis(u64::try_from(config.hash_wait_ms).unwrap_or(1)),
-        },
-        retention: crate::retention::settings(&config.retention),
-        notification_channels: config.notify.names(),
-    }
+    )
 }
 
 /// Redis pub/sub when Redis is configured: revocations reach every node (and every node's

@@ -320,3 +320,12 @@ fn database_deadlines_default_to_seconds_come_from_file_or_environment_and_are_c
         assert!(format!("{e:#}").contains(name), "{e:#}");
     }
 }
+
+#[test]
+fn the_embedded_defaults_map_back_to_the_use_cases_defaults_whole() {
+    let settings = resolve("", &[]).unwrap().settings();
+    assert_eq!(
+        format!("{settings:?}"),
+        format!("{:?}", Settings::default())
+    );
+}

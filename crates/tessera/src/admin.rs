@@ -1,0 +1,128 @@
+//! `tessera admin …`: operator commands run against the configured database, each
+//! through the same application `serve` builds, so they are recorded and published alike.
+
+use std::sync::Arc;
+
+use tessera_adapters::SystemClock;
+use tessera_app::ports::Store;
+use tessera_app::{Actor, AppError, RequestContext};
+use tessera_core::Email;
+use tessera_core::ids::Role;
+
+use crate::cli::AdminCommand;
+use crate::config::Config;
+use crate::master_key;
+use crate::startup::{Backend, build_app};
+
+/// Runs one operator command against the configured database; the line to print.
+pub async fn run(
+    config: &Config,
+    operator: String,
+    action: AdminCommand,
+) -> anyhow::Result<String> {
+    let backend = Backend::connect_with(&config.database_url, config.database).await?;
+    if let AdminCommand::VerifyAudit = action {
+        // Only reads, and so never migrates: migrating links into the chains any event
+        // row that has none (rows from before the chains existed), which would adopt a
+        // row slipped in by hand instead of letting it show. It needs no master key
+        // either, nor the application (whose start writes a signing key to an empty
+        // database).
+        return match &backend {
+            Backend::Sqlite(store) => crate::audit::verify(store).await,
+            Backend::Postgres(store) => crate::audit::verify(store).await,
+        };
+    }
+    backend.migrate().await?;
+    match backend {
+        Backend::Sqlite(store) => run_with(store, config, operator, action).await,
+        Backend::Postgres(store) => run_with(store, config, operator, action).await,
+    }
+}
+
+async fn run_with<S: Store>(
+    store: S,
+    config: &Config,
+    operator: String,
+    action: AdminCommand,
+) -> anyhow::Result<String> {
+    let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
+    let current_key_id = master.current().id_hex();
+    // Published to, so running nodes drop what this command revokes at once; without
+    // Redis there is nothing to publish to (an SQLite server watches its file instead).
+    let app = build_app(store, config, Arc::new(SystemClock), master, None).await?;
+    let actor = Actor::Operator(operator);
+    let ctx = RequestContext::default();
+    let find = |email: &str| -> anyhow::Result<Email> {
+        Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))
+    };
+    let out = match action {
+        AdminCommand::GrantRole { email, role } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role {e}"))?;
+            let roles = app
+                .admin_grant_role(&actor, user.id, role, &ctx)
+                .await
+                .map_err(admin_error)?;
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            format!("{email}: roles now [{}]", names.join(", "))
+        }
+        AdminCommand::MfaReset { email, reason } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let revoked = app
+                .admin_mfa_reset(&actor, user.id, &reason, &ctx)
+                .await
+                .map_err(admin_error)?;
+            format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
+        }
+        AdminCommand::RotateMasterKey => {
+            let report = app.rotate_master_key().await.map_err(admin_error)?;
+            let summary = format!(
+                "re-sealed under master key {}: {} signing key(s), {} TOTP secret(s)",
+                current_key_id, report.signing_keys, report.totp_secrets
+            );
+            if !report.is_complete() {
+                anyhow::bail!(
+                    "{summary}; {} value(s) skipped after concurrent changes and {} value(s) \
+                     no configured master key opens (see the log). Keep \
+                     TESSERA_MASTER_KEY_PREVIOUS and run this command again.",
+                    report.skipped,
+                    report.unreadable
+                );
+            }
+            summary
+        }
+        AdminCommand::RevokeSessions { email } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let revoked = app
+                .admin_revoke_sessions(&actor, user.id, &ctx)
+                .await
+                .map_err(admin_error)?;
+            format!("{email}: {revoked} session(s) revoked")
+        }
+        AdminCommand::Purge { once } => {
+            let (report, runs) =
+                crate::retention::purge_until_done(&app, once, std::time::Duration::ZERO)
+                    .await
+                    .map_err(admin_error)?;
+            crate::retention::summary(&report, runs)
+        }
+        AdminCommand::VerifyAudit => crate::audit::verify(app.store()).await?,
+    };
+    Ok(out)
+}
+
+fn admin_error(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::NotFound => anyhow::anyhow!("no user with that email address"),
+        other => anyhow::Error::new(other),
+    }
+}

@@ -341,6 +341,12 @@ impl IntoResponse for Problem {
         for (name, value) in self.headers {
             headers.insert(name, value);
         }
+        // The rest of an oversized body is never read, so the connection cannot carry
+        // another request. Saying so keeps a keep-alive client from sending its next
+        // request down a socket the server is about to close.
+        if self.code == ProblemCode::PayloadTooLarge {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         res.extensions_mut().insert(self.code);
         if let Some(fault) = self.fault {
             fault.attach(&mut res);

@@ -64,6 +64,8 @@ async fn assert_too_large(app: &TestApp, path: &str, body: String) {
         .await;
     match sent {
         Ok(res) => {
+            // Without it a pooled client sends its next request down the closing socket.
+            assert_eq!(res.headers()["connection"], "close");
             assert_problem(res, 413, "payload_too_large").await;
         }
         Err(e) => assert!(e.is_request(), "{e}"),

@@ -1,15 +1,14 @@
 //! Reading the audit chains (`AuditStore`), and linking the events written before the
 //! chain existed (migration 0006), which `PgStore::migrate` does after the SQL.
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool, Postgres};
 use tessera_app::ports::{ChainBounds, ChainedEvent, SecurityEvent};
 use tessera_core::ids::UserId;
 use uuid::Uuid;
 
 use super::Db;
 use super::events::{lock_head, save_head};
-use super::rows::{ChainedEventRow, EventRow};
-use crate::rows::{ChainRow, chain_columns};
+use crate::rows::{ChainRow, ChainedEventRow, EventRow, chain_columns};
 
 /// Events linked per transaction by [`link_unchained`]: each batch holds its user's chain
 /// lock only briefly, and a crash loses at most one uncommitted batch.
@@ -41,7 +40,7 @@ pub(super) async fn events<'c>(
     after_index: i64,
     limit: u32,
 ) -> Db<Vec<ChainedEvent>> {
-    let rows: Vec<ChainedEventRow> = sqlx::query_as(
+    let rows: Vec<ChainedEventRow<Postgres>> = sqlx::query_as(
         "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail, \
          chain_index, prev_hash, hash FROM security_events \
          WHERE user_id = $1 AND chain_index > $2 ORDER BY chain_index LIMIT $3",
@@ -60,7 +59,7 @@ pub(super) async fn events<'c>(
 /// Any event stored outside the chains (none once migration 0006's backfill has run,
 /// unless someone wrote one around Tessera).
 pub(super) async fn unchained(pool: &PgPool) -> Db<Option<SecurityEvent>> {
-    let row: Option<EventRow> = sqlx::query_as(
+    let row: Option<EventRow<Postgres>> = sqlx::query_as(
         "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
          FROM security_events WHERE chain_index IS NULL ORDER BY seq LIMIT 1",
     )
@@ -88,7 +87,7 @@ pub(super) async fn link_unchained(pool: &PgPool) -> Db<u64> {
         };
         let mut tx = pool.begin().await?;
         let mut head = lock_head(&mut tx, user).await?;
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<EventRow<Postgres>> = sqlx::query_as(
             "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
              FROM security_events WHERE user_id = $1 AND chain_index IS NULL \
              AND seq <= (SELECT upto FROM audit_backfill) \

@@ -96,6 +96,18 @@ impl ChainRow {
     }
 }
 
+/// A user with their password hash, as [`UserRow`] reads it, filtered by `$where`.
+macro_rules! select_user {
+    ($where:literal) => {
+        concat!(
+            "SELECT u.id, u.email, p.hash, u.created_at \
+             FROM users u JOIN password_credentials p ON p.user_id = u.id ",
+            $where
+        )
+    };
+}
+pub(crate) use select_user;
+
 #[derive(FromRow)]
 pub(crate) struct UserRow<D: Dialect> {
     id: Uuid,
@@ -133,6 +145,14 @@ impl<D: Dialect> KeyRow<D> {
         })
     }
 }
+
+/// The `security_events` columns of [`EventRow`].
+macro_rules! event_columns {
+    () => {
+        "id, user_id, kind, at, ip, user_agent, session_id, detail"
+    };
+}
+pub(crate) use event_columns;
 
 #[derive(FromRow)]
 pub(crate) struct EventRow<D: Dialect> {

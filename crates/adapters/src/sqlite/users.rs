@@ -9,18 +9,7 @@ use time::OffsetDateTime;
 
 use super::micros::Micros;
 use super::{BEGIN_WRITE, Db};
-use crate::rows::{self, UserRow};
-
-/// A user with its password hash, filtered by `$where`.
-macro_rules! select_user {
-    ($where:literal) => {
-        concat!(
-            "SELECT u.id, u.email, p.hash, u.created_at \
-             FROM users u JOIN password_credentials p ON p.user_id = u.id ",
-            $where
-        )
-    };
-}
+use crate::rows::{self, UserRow, select_user};
 
 pub(super) async fn insert(pool: &SqlitePool, user: &NewUser) -> Db<()> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;

@@ -42,6 +42,7 @@ pub(crate) trait Dialect: sqlx::Database {
     type Attempts: Into<i64>;
 }
 
+/// A nullable timestamp column, decoded.
 pub(crate) fn instant<I: Into<OffsetDateTime>>(column: Option<I>) -> Option<OffsetDateTime> {
     column.map(Into::into)
 }
@@ -108,6 +109,7 @@ macro_rules! select_user {
 }
 pub(crate) use select_user;
 
+/// A `users` row with its `password_credentials` hash.
 #[derive(FromRow)]
 pub(crate) struct UserRow<D: Dialect> {
     id: Uuid,
@@ -127,6 +129,7 @@ impl<D: Dialect> UserRow<D> {
     }
 }
 
+/// A `signing_keys` row.
 #[derive(FromRow)]
 pub(crate) struct KeyRow<D: Dialect> {
     kid: String,
@@ -154,6 +157,7 @@ macro_rules! event_columns {
 }
 pub(crate) use event_columns;
 
+/// A `security_events` row, without its chain columns.
 #[derive(FromRow)]
 pub(crate) struct EventRow<D: Dialect> {
     id: Uuid,

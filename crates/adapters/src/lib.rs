@@ -3,8 +3,10 @@
 //! - `sqlite`: [`SqliteStore`], the embedded default (one file, WAL, one writer).
 //! - `postgres`: [`PgStore`], the production store (several nodes may share it).
 //! - `delegate`: the port traits implemented once over both backends' query modules.
-//! - `rows`: backend-neutral decoding of stored columns into domain records, shared by both.
+//! - `rows`: the row types both stores read, generic over the dialect, and their decoding
+//!   into domain records.
 //! - `chain`: the audit chain's appends and retention's prefix rule, shared by both.
+//! - `retention`: a purge run's order and report, and its event budget across chains.
 //! - `clock`: [`SystemClock`], the only place that reads the system time.
 //! - `notify`: the notification channels (SMTP, signed webhook, log) the outbox worker
 //!   delivers through.
@@ -29,6 +31,7 @@ mod limiter;
 pub mod notify;
 mod pool;
 mod postgres;
+mod retention;
 mod revocation;
 mod rows;
 mod sqlite;

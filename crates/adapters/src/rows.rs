@@ -1,17 +1,21 @@
-//! Backend-neutral decoding of stored columns into domain records. Each dialect reads its
-//! own row types and hands the plain columns here, so both stores rebuild records the
-//! same way.
+//! The row types both stores read, and their decoding into domain records. A row is
+//! generic over its [`Dialect`], which says how that backend's columns decode (only
+//! timestamps and one counter differ), so each row and its conversion exist once.
 
 use std::net::IpAddr;
 
+use sqlx::FromRow;
+use sqlx::types::Json;
 use tessera_app::audit::ChainHash;
 use tessera_app::ports::{
     ChainBounds, ChainedEvent, Delivery, MfaChallenge, MfaRecord, PendingReset, RefreshRecord,
-    SealedTotp, SecurityEvent, SessionRecord,
+    SealedTotp, SecurityEvent, SessionRecord, StoredSigningKey, UserRecord,
 };
 use tessera_core::Email;
 use tessera_core::event::EventKind;
-use tessera_core::ids::{DeviceId, DeviceName, EventId, NotificationId, Role, SessionId, UserId};
+use tessera_core::ids::{
+    DeviceId, DeviceName, EventId, KeyId, NotificationId, Role, SessionId, UserId,
+};
 use tessera_core::jwt::Assurance;
 use tessera_core::password::PasswordHash;
 use tessera_core::secret::TokenHash;
@@ -30,8 +34,21 @@ impl From<CorruptRow> for sqlx::Error {
     }
 }
 
-/// A `user_totp` row's sealed secrets (no timestamps, so one row type serves both dialects).
-#[derive(sqlx::FromRow)]
+/// How a backend's columns decode where the dialects differ: timestamps (Postgres
+/// `timestamptz`, SQLite integer microseconds) and the outbox's attempts counter (Postgres
+/// `integer`, SQLite's one integer type).
+pub(crate) trait Dialect: sqlx::Database {
+    type Instant: Into<OffsetDateTime>;
+    type Attempts: Into<i64>;
+}
+
+/// A nullable timestamp column, decoded.
+pub(crate) fn instant<I: Into<OffsetDateTime>>(column: Option<I>) -> Option<OffsetDateTime> {
+    column.map(Into::into)
+}
+
+/// A `user_totp` row's sealed secrets.
+#[derive(FromRow)]
 pub(crate) struct SealedTotpRow {
     user_id: Uuid,
     sealed_secret: Option<Vec<u8>>,
@@ -48,8 +65,8 @@ impl SealedTotpRow {
     }
 }
 
-/// An `audit_chains` row (no timestamps, so one row type serves both dialects).
-#[derive(sqlx::FromRow)]
+/// An `audit_chains` row.
+#[derive(FromRow)]
 pub(crate) struct ChainRow {
     user_id: Uuid,
     checkpoint_index: i64,
@@ -80,17 +97,108 @@ impl ChainRow {
     }
 }
 
-/// The chain columns of a `security_events` row, read after the event columns.
-pub(crate) struct ChainColumns {
-    pub chain_index: i64,
-    pub prev_hash: Vec<u8>,
-    pub hash: Vec<u8>,
+/// A user with their password hash, as [`UserRow`] reads it, filtered by `$where`.
+macro_rules! select_user {
+    ($where:literal) => {
+        concat!(
+            "SELECT u.id, u.email, p.hash, u.created_at \
+             FROM users u JOIN password_credentials p ON p.user_id = u.id ",
+            $where
+        )
+    };
+}
+pub(crate) use select_user;
+
+/// A `users` row with its `password_credentials` hash.
+#[derive(FromRow)]
+pub(crate) struct UserRow<D: Dialect> {
+    id: Uuid,
+    email: String,
+    hash: String,
+    created_at: D::Instant,
 }
 
-impl ChainColumns {
-    pub(crate) fn into_record(self, event: SecurityEvent) -> Result<ChainedEvent, CorruptRow> {
+impl<D: Dialect> UserRow<D> {
+    pub(crate) fn record(self) -> UserRecord {
+        UserRecord {
+            id: UserId::from_uuid(self.id),
+            email: Email::from_stored(self.email),
+            password_hash: PasswordHash::from_stored(self.hash),
+            created_at: self.created_at.into(),
+        }
+    }
+}
+
+/// A `signing_keys` row.
+#[derive(FromRow)]
+pub(crate) struct KeyRow<D: Dialect> {
+    kid: String,
+    public_key: Vec<u8>,
+    sealed_seed: Vec<u8>,
+    created_at: D::Instant,
+}
+
+impl<D: Dialect> KeyRow<D> {
+    pub(crate) fn record(self) -> Result<StoredSigningKey, CorruptRow> {
+        Ok(StoredSigningKey {
+            kid: KeyId::from_stored(self.kid),
+            public_key: public_key(&self.public_key)?,
+            sealed_seed: self.sealed_seed,
+            created_at: self.created_at.into(),
+        })
+    }
+}
+
+/// The `security_events` columns of [`EventRow`].
+macro_rules! event_columns {
+    () => {
+        "id, user_id, kind, at, ip, user_agent, session_id, detail"
+    };
+}
+pub(crate) use event_columns;
+
+/// A `security_events` row, without its chain columns.
+#[derive(FromRow)]
+pub(crate) struct EventRow<D: Dialect> {
+    id: Uuid,
+    user_id: Uuid,
+    kind: String,
+    at: D::Instant,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    session_id: Option<Uuid>,
+    detail: Json<serde_json::Value>,
+}
+
+impl<D: Dialect> EventRow<D> {
+    pub(crate) fn record(self) -> Result<SecurityEvent, CorruptRow> {
+        Ok(SecurityEvent {
+            id: EventId::from_uuid(self.id),
+            user_id: UserId::from_uuid(self.user_id),
+            kind: event_kind(&self.kind)?,
+            at: self.at.into(),
+            ip: ip(self.ip)?,
+            user_agent: self.user_agent,
+            session_id: self.session_id.map(SessionId::from_uuid),
+            detail: self.detail.0,
+        })
+    }
+}
+
+/// An event with its chain columns (`chain_index, prev_hash, hash` after the event's).
+#[derive(FromRow)]
+pub(crate) struct ChainedEventRow<D: Dialect> {
+    #[sqlx(flatten)]
+    event: EventRow<D>,
+    chain_index: i64,
+    prev_hash: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl<D: Dialect> ChainedEventRow<D> {
+    pub(crate) fn record(self) -> Result<ChainedEvent, CorruptRow> {
         Ok(ChainedEvent {
-            event,
+            event: self.event.record()?,
             index: self.chain_index,
             prev_hash: chain_hash(&self.prev_hash, "prev_hash")?,
             hash: chain_hash(&self.hash, "hash")?,
@@ -102,8 +210,7 @@ pub(crate) fn chain_hash(raw: &[u8], column: &'static str) -> Result<ChainHash, 
     ChainHash::from_stored(raw).ok_or(CorruptRow(column))
 }
 
-/// The `notification_outbox` columns a claim returns, in the order of the dialects'
-/// delivery row structs.
+/// The `notification_outbox` columns a claim returns, in the order of [`DeliveryRow`].
 macro_rules! delivery_columns {
     () => {
         "id, channel, event_id, user_id, email, kind, at, session_id, ip, user_agent, detail, \
@@ -112,25 +219,26 @@ macro_rules! delivery_columns {
 }
 pub(crate) use delivery_columns;
 
-/// The columns of a claimed `notification_outbox` row, with timestamps already decoded.
-pub(crate) struct DeliveryColumns {
-    pub id: Uuid,
-    pub channel: String,
-    pub event_id: Uuid,
-    pub user_id: Uuid,
-    pub email: String,
-    pub kind: String,
-    pub at: OffsetDateTime,
-    pub session_id: Option<Uuid>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub detail: serde_json::Value,
-    pub sealed_secret: Option<Vec<u8>>,
-    pub attempts: i64,
+/// A claimed `notification_outbox` row.
+#[derive(FromRow)]
+pub(crate) struct DeliveryRow<D: Dialect> {
+    id: Uuid,
+    channel: String,
+    event_id: Uuid,
+    user_id: Uuid,
+    email: String,
+    kind: String,
+    at: D::Instant,
+    session_id: Option<Uuid>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    detail: Json<serde_json::Value>,
+    sealed_secret: Option<Vec<u8>>,
+    attempts: D::Attempts,
 }
 
-impl DeliveryColumns {
-    pub(crate) fn into_record(self) -> Result<Delivery, CorruptRow> {
+impl<D: Dialect> DeliveryRow<D> {
+    pub(crate) fn record(self) -> Result<Delivery, CorruptRow> {
         Ok(Delivery {
             id: NotificationId::from_uuid(self.id),
             channel: self.channel,
@@ -138,13 +246,13 @@ impl DeliveryColumns {
             user_id: UserId::from_uuid(self.user_id),
             email: Email::from_stored(self.email),
             kind: event_kind(&self.kind)?,
-            at: self.at,
+            at: self.at.into(),
             session_id: self.session_id.map(SessionId::from_uuid),
             ip: ip(self.ip)?,
             user_agent: self.user_agent,
-            detail: self.detail,
+            detail: self.detail.0,
             sealed_secret: self.sealed_secret,
-            attempts: u32::try_from(self.attempts).map_err(|_| CorruptRow("attempts"))?,
+            attempts: u32::try_from(self.attempts.into()).map_err(|_| CorruptRow("attempts"))?,
         })
     }
 }
@@ -165,7 +273,7 @@ pub(crate) fn taken_reset(
 }
 
 /// The `sessions` columns every session query selects (table alias `s`), in the order of
-/// the dialects' session row structs.
+/// [`SessionRow`].
 macro_rules! session_columns {
     () => {
         "s.id, s.user_id, s.device_id, s.device_name, s.user_agent, s.ip, s.created_at, \
@@ -176,81 +284,84 @@ macro_rules! session_columns {
 }
 pub(crate) use session_columns;
 
-/// The columns of a `sessions` row, with timestamps already decoded.
-pub(crate) struct SessionColumns {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub device_id: String,
-    pub device_name: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub last_seen_at: OffsetDateTime,
-    pub idle_expires_at: OffsetDateTime,
-    pub absolute_expires_at: OffsetDateTime,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub revoked_reason: Option<String>,
-    pub acr: String,
-    pub auth_time: OffsetDateTime,
-    pub mfa_verified_at: Option<OffsetDateTime>,
-    pub current_refresh_hash: Vec<u8>,
-    pub refresh_generation: i64,
+/// A `sessions` row.
+#[derive(FromRow)]
+pub(crate) struct SessionRow<D: Dialect> {
+    id: Uuid,
+    user_id: Uuid,
+    device_id: String,
+    device_name: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: D::Instant,
+    last_seen_at: D::Instant,
+    idle_expires_at: D::Instant,
+    absolute_expires_at: D::Instant,
+    revoked_at: Option<D::Instant>,
+    revoked_reason: Option<String>,
+    acr: String,
+    auth_time: D::Instant,
+    mfa_verified_at: Option<D::Instant>,
+    current_refresh_hash: Vec<u8>,
+    refresh_generation: i64,
 }
 
-impl SessionColumns {
-    pub(crate) fn into_record(self) -> Result<SessionRecord, CorruptRow> {
+impl<D: Dialect> SessionRow<D> {
+    pub(crate) fn record(self) -> Result<SessionRecord, CorruptRow> {
         let revoked = match (self.revoked_at, self.revoked_reason) {
             (None, _) => None,
-            (Some(at), Some(reason)) => Some((at, revoke_reason(&reason)?)),
+            (Some(at), Some(reason)) => Some((at.into(), revoke_reason(&reason)?)),
             (Some(_), None) => return Err(CorruptRow("revoked_reason")),
         };
         Ok(SessionRecord {
             state: SessionState {
                 id: SessionId::from_uuid(self.id),
                 user_id: UserId::from_uuid(self.user_id),
-                idle_expires_at: self.idle_expires_at,
-                absolute_expires_at: self.absolute_expires_at,
+                idle_expires_at: self.idle_expires_at.into(),
+                absolute_expires_at: self.absolute_expires_at.into(),
                 revoked,
             },
             device_id: device_id(&self.device_id)?,
             device_name: device_name(self.device_name)?,
             user_agent: self.user_agent,
             ip: ip(self.ip)?,
-            created_at: self.created_at,
-            last_seen_at: self.last_seen_at,
+            created_at: self.created_at.into(),
+            last_seen_at: self.last_seen_at.into(),
             assurance: Assurance::parse_acr(&self.acr).ok_or(CorruptRow("acr"))?,
-            auth_time: self.auth_time,
-            mfa_verified_at: self.mfa_verified_at,
+            auth_time: self.auth_time.into(),
+            mfa_verified_at: instant(self.mfa_verified_at),
             refresh_generation: self.refresh_generation,
         })
     }
 }
 
-/// The rotation-history columns of one `refresh_tokens` row, with its session.
-pub(crate) struct RefreshColumns {
-    pub session: SessionColumns,
-    pub generation: i64,
-    pub used_at: Option<OffsetDateTime>,
-    pub successor_hash: Option<Vec<u8>>,
-    pub sealed_successor: Option<Vec<u8>>,
+/// One `refresh_tokens` row's rotation history, after its session's columns.
+#[derive(FromRow)]
+pub(crate) struct RefreshRow<D: Dialect> {
+    #[sqlx(flatten)]
+    session: SessionRow<D>,
+    generation: i64,
+    used_at: Option<D::Instant>,
+    successor_hash: Option<Vec<u8>>,
+    sealed_successor: Option<Vec<u8>>,
 }
 
-impl RefreshColumns {
-    pub(crate) fn into_record(self) -> Result<RefreshRecord, CorruptRow> {
+impl<D: Dialect> RefreshRow<D> {
+    pub(crate) fn record(self) -> Result<RefreshRecord, CorruptRow> {
         let successor_is_current =
             self.successor_hash.as_deref() == Some(self.session.current_refresh_hash.as_slice());
         Ok(RefreshRecord {
-            session: self.session.into_record()?,
+            session: self.session.record()?,
             generation: self.generation,
-            rotated_at: self.used_at,
+            rotated_at: instant(self.used_at),
             successor_is_current,
             sealed_successor: self.sealed_successor,
         })
     }
 }
 
-/// The `user_totp` columns `get_mfa` selects (table alias `t`), in the order of the
-/// dialects' MFA row structs, ending with the count of unused recovery codes.
+/// The `user_totp` columns `get_mfa` selects (table alias `t`), in the order of
+/// [`MfaRow`], ending with the count of unused recovery codes.
 macro_rules! mfa_columns {
     () => {
         "t.user_id, t.sealed_secret, t.enabled_at, t.pending_sealed, t.pending_created_at, \
@@ -260,8 +371,8 @@ macro_rules! mfa_columns {
 }
 pub(crate) use mfa_columns;
 
-/// The `mfa_challenges` columns every challenge query selects, in the order of the
-/// dialects' challenge row structs.
+/// The `mfa_challenges` columns every challenge query selects, in the order of
+/// [`ChallengeRow`].
 macro_rules! challenge_columns {
     () => {
         "token_hash, user_id, device_id, device_name, user_agent, ip, created_at, expires_at, \
@@ -270,25 +381,26 @@ macro_rules! challenge_columns {
 }
 pub(crate) use challenge_columns;
 
-/// The columns of a `user_totp` row, with the count of the user's unused recovery codes.
-pub(crate) struct MfaColumns {
-    pub user_id: Uuid,
-    pub sealed_secret: Option<Vec<u8>>,
-    pub enabled_at: Option<OffsetDateTime>,
-    pub pending_sealed: Option<Vec<u8>>,
-    pub pending_created_at: Option<OffsetDateTime>,
-    pub last_step: Option<i64>,
-    pub recovery_codes_remaining: i64,
+/// A `user_totp` row, with the count of the user's unused recovery codes.
+#[derive(FromRow)]
+pub(crate) struct MfaRow<D: Dialect> {
+    user_id: Uuid,
+    sealed_secret: Option<Vec<u8>>,
+    enabled_at: Option<D::Instant>,
+    pending_sealed: Option<Vec<u8>>,
+    pending_created_at: Option<D::Instant>,
+    last_step: Option<i64>,
+    recovery_codes_remaining: i64,
 }
 
-impl MfaColumns {
-    pub(crate) fn into_record(self) -> Result<MfaRecord, CorruptRow> {
+impl<D: Dialect> MfaRow<D> {
+    pub(crate) fn record(self) -> Result<MfaRecord, CorruptRow> {
         Ok(MfaRecord {
             user_id: UserId::from_uuid(self.user_id),
             sealed_secret: self.sealed_secret,
-            enabled_at: self.enabled_at,
+            enabled_at: instant(self.enabled_at),
             pending_sealed: self.pending_sealed,
-            pending_created_at: self.pending_created_at,
+            pending_created_at: instant(self.pending_created_at),
             last_step: self.last_step,
             recovery_codes_remaining: u32::try_from(self.recovery_codes_remaining)
                 .map_err(|_| CorruptRow("recovery code count"))?,
@@ -296,21 +408,22 @@ impl MfaColumns {
     }
 }
 
-/// The columns of an `mfa_challenges` row, with timestamps already decoded.
-pub(crate) struct ChallengeColumns {
-    pub token_hash: Vec<u8>,
-    pub user_id: Uuid,
-    pub device_id: String,
-    pub device_name: Option<String>,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub password_hash: String,
+/// An `mfa_challenges` row.
+#[derive(FromRow)]
+pub(crate) struct ChallengeRow<D: Dialect> {
+    token_hash: Vec<u8>,
+    user_id: Uuid,
+    device_id: String,
+    device_name: Option<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    created_at: D::Instant,
+    expires_at: D::Instant,
+    password_hash: String,
 }
 
-impl ChallengeColumns {
-    pub(crate) fn into_record(self) -> Result<MfaChallenge, CorruptRow> {
+impl<D: Dialect> ChallengeRow<D> {
+    pub(crate) fn record(self) -> Result<MfaChallenge, CorruptRow> {
         Ok(MfaChallenge {
             token_hash: TokenHash::from_stored(&self.token_hash).ok_or(CorruptRow("token_hash"))?,
             user_id: UserId::from_uuid(self.user_id),
@@ -318,8 +431,8 @@ impl ChallengeColumns {
             device_name: device_name(self.device_name)?,
             user_agent: self.user_agent,
             ip: ip(self.ip)?,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at: self.created_at.into(),
+            expires_at: self.expires_at.into(),
             password_hash: PasswordHash::from_stored(self.password_hash),
         })
     }

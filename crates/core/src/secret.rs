@@ -1,7 +1,10 @@
-//! Secret values: opaque tokens (refresh tokens, MFA challenge tokens) and their hashes.
+//! Secret values: opaque tokens (refresh tokens, MFA challenge tokens) and the SHA-256
+//! hash type every stored secret (those tokens, recovery codes) shares.
 //!
 //! A token is 32 random bytes shown to the client once as base64url; only its SHA-256 is
 //! stored. `Debug` prints a short prefix of the hash at most.
+
+use std::marker::PhantomData;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -63,7 +66,7 @@ macro_rules! opaque_token {
             }
 
             pub fn hash(&self) -> TokenHash {
-                TokenHash(sha256(&self.0))
+                TokenHash::digest(&self.0)
             }
 
             #[allow(dead_code)]
@@ -90,31 +93,68 @@ opaque_token!(
     "pr_"
 );
 
-/// SHA-256 of an opaque token: what storage keeps and looks up by.
-#[derive(Clone, Copy)]
-pub struct TokenHash([u8; 32]);
+/// SHA-256 of a secret: what storage keeps and looks up by. `K` names what was hashed,
+/// so a recovery-code hash cannot stand where a token hash is expected; equality is
+/// constant-time and `Debug` prints a short prefix at most.
+///
+/// ```compile_fail
+/// use tessera_core::mfa::recovery::{RecoveryCode, RecoveryCodeHash};
+/// use tessera_core::secret::TokenHash;
+/// let code: RecoveryCodeHash = RecoveryCode::from_random([0; 10]).hash();
+/// let token: TokenHash = code;
+/// ```
+pub struct Sha256Hash<K>([u8; 32], PhantomData<K>);
 
-impl TokenHash {
+/// What a [`Sha256Hash`] is the hash of; `NAME` is what its `Debug` prints.
+pub trait HashKind {
+    const NAME: &'static str;
+}
+
+/// Hashes of opaque tokens (refresh, MFA challenge, password reset).
+pub enum OpaqueToken {}
+impl HashKind for OpaqueToken {
+    const NAME: &'static str = "TokenHash";
+}
+
+/// SHA-256 of an opaque token: what storage keeps and looks up by.
+pub type TokenHash = Sha256Hash<OpaqueToken>;
+
+impl<K> Sha256Hash<K> {
+    /// Hashes `data`; a domain-separation prefix, if any, is the caller's to prepend.
+    pub(crate) fn digest(data: &[u8]) -> Self {
+        Self(sha256(data), PhantomData)
+    }
     pub fn from_stored(bytes: &[u8]) -> Option<Self> {
-        <[u8; 32]>::try_from(bytes).ok().map(Self)
+        <[u8; 32]>::try_from(bytes)
+            .ok()
+            .map(|b| Self(b, PhantomData))
     }
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }
 
-impl PartialEq for TokenHash {
+// By hand, not derived: a derive would ask the uninhabited kind to be `Clone` too.
+impl<K> Clone for Sha256Hash<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<K> Copy for Sha256Hash<K> {}
+
+impl<K> PartialEq for Sha256Hash<K> {
     fn eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
     }
 }
-impl Eq for TokenHash {}
+impl<K> Eq for Sha256Hash<K> {}
 
-impl std::fmt::Debug for TokenHash {
+impl<K: HashKind> std::fmt::Debug for Sha256Hash<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "TokenHash({}…)",
+            "{}({}…)",
+            K::NAME,
             data_encoding::HEXLOWER.encode(&self.0[..4])
         )
     }
@@ -159,6 +199,14 @@ mod tests {
         let t = RefreshToken::from_random([42; 32]);
         assert_eq!(format!("{t:?}"), "RefreshToken([redacted])");
         assert!(!format!("{:?}", t.hash()).contains(&data_encoding::HEXLOWER.encode(&t.hash().0)));
+    }
+
+    #[test]
+    fn each_hash_kind_debugs_under_its_own_name() {
+        let token = RefreshToken::from_random([42; 32]).hash();
+        let code = crate::mfa::recovery::RecoveryCode::from_random([42; 10]).hash();
+        assert!(format!("{token:?}").starts_with("TokenHash("));
+        assert!(format!("{code:?}").starts_with("RecoveryCodeHash("));
     }
 
     proptest! {

@@ -251,11 +251,18 @@ fn redacted(url: &Url) -> String {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
+    String::from_utf8(unescape_hex(s, b'%')).ok()
+}
+
+/// `s` with every `<escape>XX` (two hex digits) replaced by that byte; an escape not
+/// followed by two hex digits stays as it is. Percent-encoding and quoted-printable
+/// differ only in the escape.
+pub(super) fn unescape_hex(s: &str, escape: u8) -> Vec<u8> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
+        if bytes[i] == escape
             && let Some(hex) = s.get(i + 1..i + 3)
             && let Ok(b) = u8::from_str_radix(hex, 16)
         {
@@ -266,7 +273,7 @@ fn percent_decode(s: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    out
 }
 
 #[cfg(test)]
@@ -274,6 +281,12 @@ mod tests {
     use super::*;
 
     const FROM: &str = "Tessera <security@example.com>";
+
+    #[test]
+    fn hex_escapes_decode_under_either_escape_and_a_broken_one_stays() {
+        assert_eq!(unescape_hex("me%40x%3a%zz%4", b'%'), b"me@x:%zz%4");
+        assert_eq!(unescape_hex("caf=C3=A9 =3D=", b'='), "café ==".as_bytes());
+    }
 
     #[test]
     fn the_three_smtp_url_forms_parse_to_their_security_and_port() {

@@ -80,22 +80,7 @@ fn header_in(head: &str, name: &str) -> Option<String> {
 
 fn decode_qp(body: &str) -> String {
     let joined = body.replace("=\r\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && let Some(hex) = joined.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&super::settings::unescape_hex(&joined, b'=')).into_owned()
 }
 
 fn decode_base64(body: &str) -> String {

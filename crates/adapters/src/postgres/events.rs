@@ -6,14 +6,13 @@
 //! transaction at a time, and a chain never forks.
 
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tessera_app::ports::{Notice, SecurityEvent};
 use tessera_core::ids::{SessionId, UserId};
 
-use super::rows::EventRow;
 use super::{Db, outbox};
 use crate::chain::{ChainLink, ChainPoint};
-use crate::rows::{CorruptRow, ip_text};
+use crate::rows::{CorruptRow, EventRow, event_columns, ip_text};
 
 pub(super) async fn insert(pool: &PgPool, e: &SecurityEvent, notice: Option<&Notice>) -> Db<()> {
     let mut tx = pool.begin().await?;
@@ -78,10 +77,11 @@ async fn insert_linked(conn: &mut PgConnection, e: &SecurityEvent, link: &ChainL
 }
 
 pub(super) async fn list(pool: &PgPool, user: UserId, limit: u32) -> Db<Vec<SecurityEvent>> {
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-         FROM security_events WHERE user_id = $1 ORDER BY at DESC, seq DESC LIMIT $2",
-    )
+    let rows: Vec<EventRow<Postgres>> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM security_events WHERE user_id = $1 ORDER BY at DESC, seq DESC LIMIT $2"
+    ))
     .bind(user.as_uuid())
     .bind(i64::from(limit))
     .fetch_all(pool)

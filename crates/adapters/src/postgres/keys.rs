@@ -1,11 +1,11 @@
 //! Signing keys (the public half in clear, the seed sealed under the master key).
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use tessera_app::ports::StoredSigningKey;
 use tessera_core::ids::KeyId;
 
 use super::Db;
-use super::rows::KeyRow;
+use crate::rows::KeyRow;
 
 pub(super) async fn insert(pool: &PgPool, key: &StoredSigningKey) -> Db<()> {
     sqlx::query(
@@ -22,7 +22,7 @@ pub(super) async fn insert(pool: &PgPool, key: &StoredSigningKey) -> Db<()> {
 }
 
 pub(super) async fn list(pool: &PgPool) -> Db<Vec<StoredSigningKey>> {
-    let rows: Vec<KeyRow> = sqlx::query_as(
+    let rows: Vec<KeyRow<Postgres>> = sqlx::query_as(
         "SELECT kid, public_key, sealed_seed, created_at FROM signing_keys \
          ORDER BY created_at DESC, kid",
     )

@@ -9,7 +9,7 @@
 //! checks from other tables unblocked): two replacements then run one after the other
 //! instead of each deleting only the codes it saw and both sets surviving.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tessera_app::ports::{MfaChallenge, MfaRecord, SealedTotp};
 use tessera_core::ids::UserId;
 use tessera_core::mfa::recovery::RecoveryCodeHash;
@@ -17,11 +17,10 @@ use tessera_core::secret::TokenHash;
 use time::OffsetDateTime;
 
 use super::Db;
-use super::rows::{ChallengeRow, MfaRow};
-use crate::rows::{SealedTotpRow, challenge_columns, ip_text, mfa_columns};
+use crate::rows::{ChallengeRow, MfaRow, SealedTotpRow, challenge_columns, ip_text, mfa_columns};
 
 pub(super) async fn get(pool: &PgPool, user: UserId) -> Db<Option<MfaRecord>> {
-    let row: Option<MfaRow> = sqlx::query_as(concat!(
+    let row: Option<MfaRow<Postgres>> = sqlx::query_as(concat!(
         "SELECT ",
         mfa_columns!(),
         " FROM user_totp t WHERE t.user_id = $1"
@@ -29,7 +28,7 @@ pub(super) async fn get(pool: &PgPool, user: UserId) -> Db<Option<MfaRecord>> {
     .bind(user.as_uuid())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(MfaRow::record).transpose()?)
 }
 
 pub(super) async fn replace_pending(
@@ -214,7 +213,7 @@ pub(super) async fn get_challenge(
     hash: &TokenHash,
     now: OffsetDateTime,
 ) -> Db<Option<MfaChallenge>> {
-    let row: Option<ChallengeRow> = sqlx::query_as(concat!(
+    let row: Option<ChallengeRow<Postgres>> = sqlx::query_as(concat!(
         "SELECT ",
         challenge_columns!(),
         " FROM mfa_challenges \
@@ -224,7 +223,7 @@ pub(super) async fn get_challenge(
     .bind(now)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(ChallengeRow::record).transpose()?)
 }
 
 pub(super) async fn consume_challenge(

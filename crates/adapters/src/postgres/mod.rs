@@ -10,7 +10,6 @@ mod mfa;
 mod outbox;
 mod purge;
 mod resets;
-mod rows;
 mod sessions;
 pub use sessions::ROTATE_SQL;
 mod users;
@@ -127,3 +126,9 @@ async fn first_connection(pool: &PgPool, deadline: Duration) -> Result<(), Store
 }
 
 impl_store_ports!(PgStore, read = pool, write = pool);
+
+/// `timestamptz` decodes as it is; the outbox's `attempts` is an `integer` (32 bits).
+impl crate::rows::Dialect for sqlx::Postgres {
+    type Instant = time::OffsetDateTime;
+    type Attempts = i32;
+}

@@ -5,14 +5,13 @@
 //! claimed row carries a lease, so it is not claimed again until the lease ends.
 
 use sqlx::types::Json;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres};
 use tessera_app::ports::{Delivery, DeliveryOutcome, Notice, OutboxBacklog, SecurityEvent};
 use tessera_core::ids::{NotificationId, SessionId};
 use time::{Duration, OffsetDateTime};
 
 use super::Db;
-use super::rows::DeliveryRow;
-use crate::rows::{delivery_columns, ip_text};
+use crate::rows::{DeliveryRow, delivery_columns, ip_text};
 
 /// One row per channel of `notice`, due at once.
 pub(super) async fn insert(conn: &mut PgConnection, e: &SecurityEvent, notice: &Notice) -> Db<()> {
@@ -47,7 +46,7 @@ pub(super) async fn claim(
     lease: Duration,
     limit: u32,
 ) -> Db<Vec<Delivery>> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+    let rows: Vec<DeliveryRow<Postgres>> = sqlx::query_as(concat!(
         "WITH claimed AS (UPDATE notification_outbox o \
          SET lease_until = $2, attempts = o.attempts + 1 \
          WHERE (o.id, o.channel) IN (SELECT id, channel FROM notification_outbox \

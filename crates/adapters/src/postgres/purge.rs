@@ -19,33 +19,26 @@ use uuid::Uuid;
 
 use super::{Db, audit};
 use crate::chain::{ChainPoint, purgeable_prefix};
+use crate::retention;
 use crate::rows::CorruptRow;
 use tessera_core::ids::UserId;
 
 pub(super) async fn expired(pool: &PgPool, cutoffs: &PurgeCutoffs, batch: u32) -> Db<PurgeReport> {
     let limit = i64::from(batch);
-    let (refresh_tokens, sessions) =
-        ended_sessions(pool, cutoffs.sessions_ended_before, limit).await?;
-    let mfa_challenges = delete(
-        pool,
-        "DELETE FROM mfa_challenges WHERE token_hash IN (SELECT token_hash FROM mfa_challenges \
-         WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
-        cutoffs.challenges_expired_before,
-        limit,
+    retention::run(
+        batch,
+        ended_sessions(pool, cutoffs.sessions_ended_before, limit),
+        delete(
+            pool,
+            "DELETE FROM mfa_challenges WHERE token_hash IN \
+             (SELECT token_hash FROM mfa_challenges \
+             WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            cutoffs.challenges_expired_before,
+            limit,
+        ),
+        chain_prefixes(pool, cutoffs.events_before, batch),
     )
-    .await?;
-    let security_events = chain_prefixes(pool, cutoffs.events_before, batch).await?;
-    Ok(PurgeReport {
-        refresh_tokens,
-        sessions,
-        mfa_challenges,
-        security_events,
-        // A window that kept some history filled the history batch; otherwise every
-        // session of it went, and a full window may have left others behind.
-        more: [refresh_tokens, sessions, mfa_challenges, security_events]
-            .iter()
-            .any(|&n| n >= u64::from(batch)),
-    })
+    .await
 }
 
 /// History rows and sessions deleted from one window of ended sessions.
@@ -109,15 +102,10 @@ async fn chain_prefixes(pool: &PgPool, before: OffsetDateTime, batch: u32) -> Db
     .bind(i64::from(batch))
     .fetch_all(pool)
     .await?;
-    let mut deleted = 0;
-    for user in users {
-        let room = batch.saturating_sub(u32::try_from(deleted).unwrap_or(u32::MAX));
-        if room == 0 {
-            break;
-        }
-        deleted += chain_prefix(pool, UserId::from_uuid(user), before, room).await?;
-    }
-    Ok(deleted)
+    retention::chain_prefixes(users, batch, |user, room| {
+        chain_prefix(pool, user, before, room)
+    })
+    .await
 }
 
 async fn chain_prefix(pool: &PgPool, user: UserId, before: OffsetDateTime, room: u32) -> Db<u64> {

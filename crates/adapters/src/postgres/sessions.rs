@@ -7,7 +7,7 @@
 //! the partial unique index then refuses the later insert, and that login starts over
 //! (superseding the session that just won).
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use tessera_app::ports::{
     CurrentRotation, InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord,
     SwapOutcome,
@@ -22,8 +22,7 @@ use uuid::Uuid;
 
 use super::Db;
 use super::error::is_live_device_clash;
-use super::rows::{RefreshRow, SessionRow};
-use crate::rows::{ip_text, session_columns};
+use crate::rows::{RefreshRow, SessionRow, ip_text, session_columns};
 
 /// Each failed attempt means another login on the device committed meanwhile, so with
 /// N concurrent logins no attempt fails more than N - 1 times.
@@ -96,7 +95,7 @@ async fn insert_once(pool: &PgPool, s: &NewSession) -> Db<InsertedSession> {
 }
 
 pub(super) async fn get(pool: &PgPool, id: SessionId) -> Db<Option<SessionRecord>> {
-    let row: Option<SessionRow> = sqlx::query_as(concat!(
+    let row: Option<SessionRow<Postgres>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions s WHERE s.id = $1"
@@ -104,7 +103,7 @@ pub(super) async fn get(pool: &PgPool, id: SessionId) -> Db<Option<SessionRecord
     .bind(id.as_uuid())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(SessionRow::record).transpose()?)
 }
 
 /// One rotation of the session's current refresh token, in one statement (one round
@@ -153,7 +152,7 @@ pub const ROTATE_SQL: &str = concat!(
 );
 
 pub(super) async fn get_refresh(pool: &PgPool, hash: &TokenHash) -> Db<Option<RefreshRecord>> {
-    let row: Option<RefreshRow> = sqlx::query_as(concat!(
+    let row: Option<RefreshRow<Postgres>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         ", r.generation, r.used_at, r.successor_hash, r.sealed_successor \
@@ -163,14 +162,14 @@ pub(super) async fn get_refresh(pool: &PgPool, hash: &TokenHash) -> Db<Option<Re
     .bind(&hash.as_bytes()[..])
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(RefreshRow::record).transpose()?)
 }
 
 pub(super) async fn rotate_current(
     pool: &PgPool,
     rotation: &CurrentRotation,
 ) -> Db<Option<SessionRecord>> {
-    let row: Option<SessionRow> = sqlx::query_as(ROTATE_SQL)
+    let row: Option<SessionRow<Postgres>> = sqlx::query_as(ROTATE_SQL)
         .bind(&rotation.presented.as_bytes()[..])
         .bind(&rotation.successor.as_bytes()[..])
         .bind(rotation.sealed_successor.as_deref())
@@ -182,7 +181,7 @@ pub(super) async fn rotate_current(
         .bind(EXPIRED_SEALS_PER_ROTATION)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(SessionRow::record).transpose()?)
 }
 
 pub(super) async fn swap_refresh(pool: &PgPool, swap: &RefreshSwap) -> Db<SwapOutcome> {
@@ -313,7 +312,7 @@ pub(super) async fn list_live(
     user: UserId,
     now: OffsetDateTime,
 ) -> Db<Vec<SessionRecord>> {
-    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+    let rows: Vec<SessionRow<Postgres>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL \
@@ -326,6 +325,6 @@ pub(super) async fn list_live(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| r.columns().into_record())
+        .map(SessionRow::record)
         .collect::<Result<_, _>>()?)
 }

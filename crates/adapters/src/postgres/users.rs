@@ -1,6 +1,6 @@
 //! Users, their password credential and their roles.
 
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use tessera_app::ports::{NewUser, UserRecord};
 use tessera_core::Email;
 use tessera_core::ids::{Role, UserId};
@@ -8,19 +8,7 @@ use tessera_core::password::PasswordHash;
 use time::OffsetDateTime;
 
 use super::Db;
-use super::rows::UserRow;
-use crate::rows;
-
-/// A user with its password hash, filtered by `$where`.
-macro_rules! select_user {
-    ($where:literal) => {
-        concat!(
-            "SELECT u.id, u.email, p.hash, u.created_at \
-             FROM users u JOIN password_credentials p ON p.user_id = u.id ",
-            $where
-        )
-    };
-}
+use crate::rows::{self, UserRow, select_user};
 
 pub(super) async fn insert(pool: &PgPool, user: &NewUser) -> Db<()> {
     let mut tx = pool.begin().await?;
@@ -44,7 +32,7 @@ pub(super) async fn insert(pool: &PgPool, user: &NewUser) -> Db<()> {
 }
 
 pub(super) async fn get(pool: &PgPool, id: UserId) -> Db<Option<UserRecord>> {
-    let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE u.id = $1"))
+    let row: Option<UserRow<Postgres>> = sqlx::query_as(select_user!("WHERE u.id = $1"))
         .bind(id.as_uuid())
         .fetch_optional(pool)
         .await?;
@@ -52,10 +40,11 @@ pub(super) async fn get(pool: &PgPool, id: UserId) -> Db<Option<UserRecord>> {
 }
 
 pub(super) async fn get_by_email(pool: &PgPool, email: &Email) -> Db<Option<UserRecord>> {
-    let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE u.email_normalized = $1"))
-        .bind(email.normalized())
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<UserRow<Postgres>> =
+        sqlx::query_as(select_user!("WHERE u.email_normalized = $1"))
+            .bind(email.normalized())
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(UserRow::record))
 }
 

@@ -1,15 +1,14 @@
 //! Reading the audit chains (`AuditStore`), and linking the events written before the
 //! chain existed (migration 0006), which `SqliteStore::migrate` does after the SQL.
 
-use sqlx::{SqliteExecutor, SqlitePool};
+use sqlx::{Sqlite, SqliteExecutor, SqlitePool};
 use tessera_app::ports::{ChainBounds, ChainedEvent, SecurityEvent};
 use tessera_core::ids::UserId;
 use uuid::Uuid;
 
 use super::events::{lock_head, save_head};
-use super::rows::{ChainedEventRow, EventRow};
 use super::{BEGIN_WRITE, Db};
-use crate::rows::{ChainRow, chain_columns};
+use crate::rows::{ChainRow, ChainedEventRow, EventRow, chain_columns, event_columns};
 
 /// Events linked per transaction by [`link_unchained`]: other writers queue behind one
 /// batch at most, and a crash loses at most one uncommitted batch.
@@ -41,11 +40,12 @@ pub(super) async fn events<'c>(
     after_index: i64,
     limit: u32,
 ) -> Db<Vec<ChainedEvent>> {
-    let rows: Vec<ChainedEventRow> = sqlx::query_as(
-        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail, \
-         chain_index, prev_hash, hash FROM security_events \
-         WHERE user_id = ?1 AND chain_index > ?2 ORDER BY chain_index LIMIT ?3",
-    )
+    let rows: Vec<ChainedEventRow<Sqlite>> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        ", chain_index, prev_hash, hash FROM security_events \
+         WHERE user_id = ?1 AND chain_index > ?2 ORDER BY chain_index LIMIT ?3"
+    ))
     .bind(user.as_uuid())
     .bind(after_index)
     .bind(i64::from(limit))
@@ -60,10 +60,11 @@ pub(super) async fn events<'c>(
 /// Any event stored outside the chains (none once migration 0006's backfill has run,
 /// unless someone wrote one around Tessera).
 pub(super) async fn unchained(pool: &SqlitePool) -> Db<Option<SecurityEvent>> {
-    let row: Option<EventRow> = sqlx::query_as(
-        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-         FROM security_events WHERE chain_index IS NULL ORDER BY rowid LIMIT 1",
-    )
+    let row: Option<EventRow<Sqlite>> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM security_events WHERE chain_index IS NULL ORDER BY rowid LIMIT 1"
+    ))
     .fetch_optional(pool)
     .await?;
     Ok(row.map(EventRow::record).transpose()?)
@@ -86,12 +87,13 @@ pub(super) async fn link_unchained(pool: &SqlitePool) -> Db<u64> {
             return Ok(linked);
         };
         let mut head = lock_head(&mut tx, user).await?;
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-             FROM security_events WHERE user_id = ?1 AND chain_index IS NULL \
+        let rows: Vec<EventRow<Sqlite>> = sqlx::query_as(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM security_events WHERE user_id = ?1 AND chain_index IS NULL \
              AND rowid <= (SELECT upto FROM audit_backfill) \
-             ORDER BY at, rowid LIMIT ?2",
-        )
+             ORDER BY at, rowid LIMIT ?2"
+        ))
         .bind(user.as_uuid())
         .bind(LINK_BATCH)
         .fetch_all(&mut *tx)

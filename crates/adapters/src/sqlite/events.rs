@@ -5,15 +5,14 @@
 //! forks.
 
 use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tessera_app::ports::{Notice, SecurityEvent};
 use tessera_core::ids::{SessionId, UserId};
 
 use super::micros::Micros;
-use super::rows::EventRow;
 use super::{BEGIN_WRITE, Db, outbox};
 use crate::chain::{ChainLink, ChainPoint};
-use crate::rows::{CorruptRow, ip_text};
+use crate::rows::{CorruptRow, EventRow, event_columns, ip_text};
 
 pub(super) async fn insert(
     pool: &SqlitePool,
@@ -86,10 +85,11 @@ async fn insert_linked(conn: &mut SqliteConnection, e: &SecurityEvent, link: &Ch
 }
 
 pub(super) async fn list(pool: &SqlitePool, user: UserId, limit: u32) -> Db<Vec<SecurityEvent>> {
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT id, user_id, kind, at, ip, user_agent, session_id, detail \
-         FROM security_events WHERE user_id = ?1 ORDER BY at DESC, rowid DESC LIMIT ?2",
-    )
+    let rows: Vec<EventRow<Sqlite>> = sqlx::query_as(concat!(
+        "SELECT ",
+        event_columns!(),
+        " FROM security_events WHERE user_id = ?1 ORDER BY at DESC, rowid DESC LIMIT ?2"
+    ))
     .bind(user.as_uuid())
     .bind(i64::from(limit))
     .fetch_all(pool)

@@ -1,12 +1,12 @@
 //! Signing keys (the public half in clear, the seed sealed under the master key).
 
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool};
 use tessera_app::ports::StoredSigningKey;
 use tessera_core::ids::KeyId;
 
 use super::Db;
 use super::micros::Micros;
-use super::rows::KeyRow;
+use crate::rows::KeyRow;
 
 pub(super) async fn insert(pool: &SqlitePool, key: &StoredSigningKey) -> Db<()> {
     sqlx::query(
@@ -23,7 +23,7 @@ pub(super) async fn insert(pool: &SqlitePool, key: &StoredSigningKey) -> Db<()> 
 }
 
 pub(super) async fn list(pool: &SqlitePool) -> Db<Vec<StoredSigningKey>> {
-    let rows: Vec<KeyRow> = sqlx::query_as(
+    let rows: Vec<KeyRow<Sqlite>> = sqlx::query_as(
         "SELECT kid, public_key, sealed_seed, created_at FROM signing_keys \
          ORDER BY created_at DESC, kid",
     )

@@ -5,7 +5,7 @@
 //! `UPDATE … WHERE <expected state>` whose rows-affected count says who won, and a
 //! replacement of the code set is never interleaved with another.
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tessera_app::ports::{MfaChallenge, MfaRecord, SealedTotp};
 use tessera_core::ids::UserId;
 use tessera_core::mfa::recovery::RecoveryCodeHash;
@@ -13,12 +13,11 @@ use tessera_core::secret::TokenHash;
 use time::OffsetDateTime;
 
 use super::micros::Micros;
-use super::rows::{ChallengeRow, MfaRow};
 use super::{BEGIN_WRITE, Db};
-use crate::rows::{SealedTotpRow, challenge_columns, ip_text, mfa_columns};
+use crate::rows::{ChallengeRow, MfaRow, SealedTotpRow, challenge_columns, ip_text, mfa_columns};
 
 pub(super) async fn get(pool: &SqlitePool, user: UserId) -> Db<Option<MfaRecord>> {
-    let row: Option<MfaRow> = sqlx::query_as(concat!(
+    let row: Option<MfaRow<Sqlite>> = sqlx::query_as(concat!(
         "SELECT ",
         mfa_columns!(),
         " FROM user_totp t WHERE t.user_id = ?1"
@@ -26,7 +25,7 @@ pub(super) async fn get(pool: &SqlitePool, user: UserId) -> Db<Option<MfaRecord>
     .bind(user.as_uuid())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(MfaRow::record).transpose()?)
 }
 
 pub(super) async fn replace_pending(
@@ -207,7 +206,7 @@ pub(super) async fn get_challenge(
     hash: &TokenHash,
     now: OffsetDateTime,
 ) -> Db<Option<MfaChallenge>> {
-    let row: Option<ChallengeRow> = sqlx::query_as(concat!(
+    let row: Option<ChallengeRow<Sqlite>> = sqlx::query_as(concat!(
         "SELECT ",
         challenge_columns!(),
         " FROM mfa_challenges \
@@ -217,7 +216,7 @@ pub(super) async fn get_challenge(
     .bind(Micros(now))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(ChallengeRow::record).transpose()?)
 }
 
 pub(super) async fn consume_challenge(

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 /// An instant as stored: whole microseconds (finer digits are dropped, as Postgres does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Micros(pub OffsetDateTime);
+pub(crate) struct Micros(pub OffsetDateTime);
 
 impl From<Micros> for OffsetDateTime {
     fn from(m: Micros) -> Self {
@@ -39,8 +39,4 @@ impl<'r> Decode<'r, Sqlite> for Micros {
         let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)?;
         Ok(Self(at))
     }
-}
-
-pub(super) fn opt(m: Option<Micros>) -> Option<OffsetDateTime> {
-    m.map(|m| m.0)
 }

@@ -14,7 +14,6 @@ mod micros;
 mod outbox;
 mod purge;
 mod resets;
-mod rows;
 mod sessions;
 mod users;
 
@@ -154,3 +153,9 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
 }
 
 impl_store_ports!(SqliteStore, read = reader, write = writer);
+
+/// Timestamps are stored as integer microseconds; every integer column reads as 64 bits.
+impl crate::rows::Dialect for sqlx::Sqlite {
+    type Instant = micros::Micros;
+    type Attempts = i64;
+}

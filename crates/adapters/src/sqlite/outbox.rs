@@ -4,15 +4,14 @@
 //! and a claimed row carries a lease, so it is not claimed again until the lease ends.
 
 use sqlx::types::Json;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tessera_app::ports::{Delivery, DeliveryOutcome, Notice, OutboxBacklog, SecurityEvent};
 use tessera_core::ids::{NotificationId, SessionId};
 use time::{Duration, OffsetDateTime};
 
 use super::Db;
-use super::micros::{Micros, opt};
-use super::rows::DeliveryRow;
-use crate::rows::{delivery_columns, ip_text};
+use super::micros::Micros;
+use crate::rows::{self, DeliveryRow, delivery_columns, ip_text};
 
 /// One row per channel of `notice`, due at once.
 pub(super) async fn insert(
@@ -51,7 +50,7 @@ pub(super) async fn claim(
     lease: Duration,
     limit: u32,
 ) -> Db<Vec<Delivery>> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(concat!(
+    let rows: Vec<DeliveryRow<Sqlite>> = sqlx::query_as(concat!(
         "UPDATE notification_outbox SET lease_until = ?2, attempts = attempts + 1 \
          WHERE rowid IN (SELECT rowid FROM notification_outbox \
          WHERE dead_at IS NULL AND next_attempt_at <= ?1 \
@@ -131,6 +130,6 @@ pub(super) async fn backlog(pool: &SqlitePool) -> Db<OutboxBacklog> {
     Ok(OutboxBacklog {
         pending: pending.unsigned_abs(),
         dead: dead.unsigned_abs(),
-        oldest: opt(oldest),
+        oldest: rows::instant(oldest),
     })
 }

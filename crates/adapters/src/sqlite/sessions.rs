@@ -5,7 +5,7 @@
 //! compare-and-swap are never split by another writer (in this process, or another one
 //! sharing the file, through SQLite's own lock and the busy timeout).
 
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool};
 use tessera_app::ports::{
     CurrentRotation, InsertedSession, NewSession, RefreshRecord, RefreshSwap, SessionRecord,
     SwapOutcome,
@@ -19,9 +19,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::micros::Micros;
-use super::rows::{RefreshRow, SessionRow};
 use super::{BEGIN_WRITE, Db};
-use crate::rows::{ip_text, session_columns};
+use crate::rows::{RefreshRow, SessionRow, ip_text, session_columns};
 
 pub(super) async fn insert(pool: &SqlitePool, s: &NewSession) -> Db<InsertedSession> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
@@ -80,7 +79,7 @@ pub(super) async fn insert(pool: &SqlitePool, s: &NewSession) -> Db<InsertedSess
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: SessionId) -> Db<Option<SessionRecord>> {
-    let row: Option<SessionRow> = sqlx::query_as(concat!(
+    let row: Option<SessionRow<Sqlite>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions s WHERE s.id = ?1"
@@ -88,11 +87,11 @@ pub(super) async fn get(pool: &SqlitePool, id: SessionId) -> Db<Option<SessionRe
     .bind(id.as_uuid())
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(SessionRow::record).transpose()?)
 }
 
 pub(super) async fn get_refresh(pool: &SqlitePool, hash: &TokenHash) -> Db<Option<RefreshRecord>> {
-    let row: Option<RefreshRow> = sqlx::query_as(concat!(
+    let row: Option<RefreshRow<Sqlite>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         ", r.generation, r.used_at, r.successor_hash, r.sealed_successor \
@@ -102,7 +101,7 @@ pub(super) async fn get_refresh(pool: &SqlitePool, hash: &TokenHash) -> Db<Optio
     .bind(&hash.as_bytes()[..])
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|r| r.columns().into_record()).transpose()?)
+    Ok(row.map(RefreshRow::record).transpose()?)
 }
 
 pub(super) async fn rotate_current(
@@ -142,7 +141,7 @@ pub(super) async fn rotate_current(
         seals_expire_before: rotation.seals_expire_before,
     };
     record_rotation(&mut tx, &history).await?;
-    let row: SessionRow = sqlx::query_as(concat!(
+    let row: SessionRow<Sqlite> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions s WHERE s.id = ?1"
@@ -151,7 +150,7 @@ pub(super) async fn rotate_current(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Some(row.columns().into_record()?))
+    Ok(Some(row.record()?))
 }
 
 pub(super) async fn swap_refresh(pool: &SqlitePool, swap: &RefreshSwap) -> Db<SwapOutcome> {
@@ -303,7 +302,7 @@ pub(super) async fn list_live(
     user: UserId,
     now: OffsetDateTime,
 ) -> Db<Vec<SessionRecord>> {
-    let rows: Vec<SessionRow> = sqlx::query_as(concat!(
+    let rows: Vec<SessionRow<Sqlite>> = sqlx::query_as(concat!(
         "SELECT ",
         session_columns!(),
         " FROM sessions s WHERE s.user_id = ?1 AND s.revoked_at IS NULL \
@@ -316,6 +315,6 @@ pub(super) async fn list_live(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| r.columns().into_record())
+        .map(SessionRow::record)
         .collect::<Result<_, _>>()?)
 }

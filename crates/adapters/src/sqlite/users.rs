@@ -1,6 +1,6 @@
 //! Users, their password credential and their roles.
 
-use sqlx::SqlitePool;
+use sqlx::{Sqlite, SqlitePool};
 use tessera_app::ports::{NewUser, UserRecord};
 use tessera_core::Email;
 use tessera_core::ids::{Role, UserId};
@@ -8,20 +8,8 @@ use tessera_core::password::PasswordHash;
 use time::OffsetDateTime;
 
 use super::micros::Micros;
-use super::rows::UserRow;
 use super::{BEGIN_WRITE, Db};
-use crate::rows;
-
-/// A user with its password hash, filtered by `$where`.
-macro_rules! select_user {
-    ($where:literal) => {
-        concat!(
-            "SELECT u.id, u.email, p.hash, u.created_at \
-             FROM users u JOIN password_credentials p ON p.user_id = u.id ",
-            $where
-        )
-    };
-}
+use crate::rows::{self, UserRow, select_user};
 
 pub(super) async fn insert(pool: &SqlitePool, user: &NewUser) -> Db<()> {
     let mut tx = pool.begin_with(BEGIN_WRITE).await?;
@@ -45,7 +33,7 @@ pub(super) async fn insert(pool: &SqlitePool, user: &NewUser) -> Db<()> {
 }
 
 pub(super) async fn get(pool: &SqlitePool, id: UserId) -> Db<Option<UserRecord>> {
-    let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE u.id = ?1"))
+    let row: Option<UserRow<Sqlite>> = sqlx::query_as(select_user!("WHERE u.id = ?1"))
         .bind(id.as_uuid())
         .fetch_optional(pool)
         .await?;
@@ -53,10 +41,11 @@ pub(super) async fn get(pool: &SqlitePool, id: UserId) -> Db<Option<UserRecord>>
 }
 
 pub(super) async fn get_by_email(pool: &SqlitePool, email: &Email) -> Db<Option<UserRecord>> {
-    let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE u.email_normalized = ?1"))
-        .bind(email.normalized())
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<UserRow<Sqlite>> =
+        sqlx::query_as(select_user!("WHERE u.email_normalized = ?1"))
+            .bind(email.normalized())
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(UserRow::record))
 }
 

@@ -4,11 +4,10 @@
 //! (`abcd-efgh-ijkl-mnop`). 80 bits make an offline search of the stored SHA-256 hopeless,
 //! so a fast hash is enough. Case, dashes and spaces are ignored when one is typed.
 
-use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::ids::InvalidField;
-use crate::secret::sha256;
+use crate::secret::{HashKind, Sha256Hash};
 
 /// How many codes a user holds after enrolment or regeneration.
 pub const RECOVERY_CODES: usize = 10;
@@ -62,39 +61,18 @@ impl RecoveryCode {
     pub fn hash(&self) -> RecoveryCodeHash {
         let mut data = b"tessera:recovery-code:".to_vec();
         data.extend_from_slice(self.0.as_bytes());
-        RecoveryCodeHash(sha256(&data))
+        RecoveryCodeHash::digest(&data)
     }
+}
+
+/// Hashes of recovery codes.
+pub enum RecoveryCodeKind {}
+impl HashKind for RecoveryCodeKind {
+    const NAME: &'static str = "RecoveryCodeHash";
 }
 
 /// What storage keeps of a recovery code.
-#[derive(Clone, Copy)]
-pub struct RecoveryCodeHash([u8; 32]);
-
-impl RecoveryCodeHash {
-    pub fn from_stored(bytes: &[u8]) -> Option<Self> {
-        <[u8; 32]>::try_from(bytes).ok().map(Self)
-    }
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl PartialEq for RecoveryCodeHash {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-impl Eq for RecoveryCodeHash {}
-
-impl std::fmt::Debug for RecoveryCodeHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RecoveryCodeHash({}…)",
-            data_encoding::HEXLOWER.encode(&self.0[..4])
-        )
-    }
-}
+pub type RecoveryCodeHash = Sha256Hash<RecoveryCodeKind>;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@ use tessera::telemetry;
 /// mimalloc, not glibc's malloc: Argon2 asks for 19 MiB aligned blocks, and glibc serves
 /// aligned requests past its (self-raising) mmap threshold from the heap in a way that
 /// fragments it, so resident memory grew by ~15 MB per hash and was never returned.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -8,8 +8,7 @@ use tessera_app::BROWSER_RETRY_WINDOW;
 use tokio::io::AsyncWriteExt;
 
 use crate::browser::Browser;
-use crate::helpers::{Backend, PASSWORD, TestApp, s};
-use crate::pages::{FormClient, new_user};
+use crate::helpers::{Backend, FormClient, PASSWORD, TestApp, new_user, s};
 
 const ACCESS_LIFETIME: time::Duration = time::Duration::seconds(900);
 
@@ -26,17 +25,8 @@ async fn signed_in_then_expired(app: &TestApp) -> FormClient {
 
 /// How many refresh tokens have been exchanged for a successor, straight from the store.
 async fn rotations(app: &TestApp) -> i64 {
-    use sqlx::Row;
-    let sql = "SELECT COUNT(*) AS n FROM refresh_tokens WHERE used_at IS NOT NULL";
-    if app.db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(app.db.url()).await.unwrap();
-        let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-        row.get::<i64, _>("n")
-    } else {
-        let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-        let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-        row.get::<i64, _>("n")
-    }
+    app.count_rows("refresh_tokens WHERE used_at IS NOT NULL")
+        .await
 }
 
 /// The session cookies a response sets (name and value), deletions included.

@@ -136,7 +136,7 @@ async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() 
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The sign-in page too: its cookies hold the same kinds of secret.
-    let mut page = crate::pages::FormClient::at(server.url(""));
+    let mut page = crate::helpers::FormClient::at(server.url(""));
     let res = page.sign_in_with("log@example.com", password).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let page_cookies = page.values_set();

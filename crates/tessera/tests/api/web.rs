@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use tessera_app::ports::Clock;
 
 use crate::browser::Browser;
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, s};
-use crate::mfa::oathtool;
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, oathtool, s};
 
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 

@@ -6,9 +6,9 @@
 use reqwest::StatusCode;
 
 use crate::browser::Browser;
+use crate::helpers::notify::reset_link;
+use crate::helpers::notify::spawn_with_sink;
 use crate::helpers::{Backend, PASSWORD, assert_cut_off};
-use crate::notify::spawn_with_sink;
-use crate::pages_reset::reset_link;
 use crate::web::{
     ENTER, TAB, assert_fits_and_labelled, assert_no_token_visible_to_js, response_status, set_up,
     sign_in, submit_login,

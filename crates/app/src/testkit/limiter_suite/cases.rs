@@ -1,12 +1,4 @@
-//! The rate-limiter conformance suite: every case is an async fn taking a fresh limiter
-//! whose keys are its own. The same fns run unchanged against every backend through
-//! [`limiter_conformance!`](crate::limiter_conformance). Time comes from a
-//! [`ManualClock`]; nothing sleeps.
-//!
-//! Each backend's decisions are compared with `tessera_core::ratelimit::decide` applied
-//! to a list the test keeps itself, so every backend is proven equal to the maths, and
-//! therefore to every other backend. Most cases settle each allowed attempt as a failure
-//! at once (`allow_n`); the pending state has cases of its own.
+//! The cases of the limiter suite; the list of those that run is `__limiter_suite_cases!`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -18,8 +10,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::ManualClock;
 use crate::ports::{Clock, LimiterHealth, RateLimiter, Ticket};
+use crate::testkit::ManualClock;
 
 /// Where every case's time starts: a fixed instant with a non-zero microsecond part.
 const T0: OffsetDateTime = datetime!(2026-03-01 09:15:30.123456 UTC);

@@ -492,8 +492,28 @@ pub async fn the_first_denial_is_reported_once_per_window_and_again_after_it_pas
     assert!(limiter.first_denial(&other, WINDOW, clock.now()).await);
 }
 
-/// A limiter whose backend answers reports itself healthy.
+/// Ok health goes with deciding: a limiter reports Ok (and its probe, which asks the
+/// backend now, agrees) while it allows up to the limit and denies past it, and a denial
+/// is a decision, not a fault. An allow-all or deny-all limiter with a constant health
+/// fails here.
 pub async fn a_limiter_whose_backend_answers_reports_ok_health<L: RateLimiter>(limiter: L) {
-    limiter.reserve(&ip(11), THREE, T0, ticket()).await;
-    assert_eq!(limiter.health(), LimiterHealth::Ok);
+    let key = ip(11);
+    assert_eq!(
+        limiter.probe().await,
+        LimiterHealth::Ok,
+        "before any attempt"
+    );
+    allow_n(&limiter, &key, THREE, T0, 3).await;
+    assert_eq!(limiter.health(), LimiterHealth::Ok, "after three allowed");
+    assert_eq!(
+        limiter.reserve(&key, THREE, T0, ticket()).await,
+        deny(WINDOW)
+    );
+    assert!(limiter.first_denial(&key, WINDOW, T0).await);
+    assert_eq!(limiter.health(), LimiterHealth::Ok, "after a denial");
+    assert_eq!(
+        limiter.probe().await,
+        LimiterHealth::Ok,
+        "probed after a denial"
+    );
 }

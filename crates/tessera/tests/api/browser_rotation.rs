@@ -7,7 +7,8 @@ use reqwest::header::SET_COOKIE;
 use tessera_app::BROWSER_RETRY_WINDOW;
 use tokio::io::AsyncWriteExt;
 
-use crate::browser::Browser;
+use crate::both_backends;
+use crate::helpers::Browser;
 use crate::helpers::{Backend, FormClient, PASSWORD, TestApp, new_user, s};
 
 const ACCESS_LIFETIME: time::Duration = time::Duration::seconds(900);
@@ -191,19 +192,10 @@ async fn a_page_load_abandoned_after_the_rotation_keeps_the_session(app: TestApp
     the_old_cookies_still_sign_in(&app, &mut web, &old).await;
 }
 
-#[tokio::test]
-async fn a_page_load_abandoned_after_the_rotation_keeps_the_session_on_sqlite() {
-    if let Some(app) = TestApp::spawn(Backend::Sqlite).await {
-        a_page_load_abandoned_after_the_rotation_keeps_the_session(app).await;
-    }
-}
-
-#[tokio::test]
-async fn a_page_load_abandoned_after_the_rotation_keeps_the_session_on_postgres() {
-    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-        a_page_load_abandoned_after_the_rotation_keeps_the_session(app).await;
-    }
-}
+both_backends!(
+    a_page_load_abandoned_after_the_rotation_keeps_the_session_on,
+    a_page_load_abandoned_after_the_rotation_keeps_the_session
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_load_dropped_right_after_sending_keeps_the_session() {

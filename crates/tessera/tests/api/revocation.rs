@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::process::{serve_with, temp_dir};
 use crate::helpers::{
     Backend, Options, PASSWORD, TestApp, assert_problem, metric, rand32, redis_prefix, redis_url,
     until_subscribed,
 };
-use crate::process::{serve_with, temp_dir};
 
 /// The promise: a revoked token is refused on every node within this.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);

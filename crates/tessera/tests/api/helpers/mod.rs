@@ -11,21 +11,30 @@
 //!   code.
 //! - `notify`: servers notifying a test's own SMTP sink or webhook; outbox waits.
 //! - `metrics`, `net`: Prometheus values; clients from other loopback addresses.
+//! - `browser`: [`Browser`], headless Chromium over WebDriver; `web`: the pages in it.
+//! - `process`: `tessera serve` as a child process; `edge`: HTTP limits, raw connections.
 //! - `redis`: the shared Redis (or the loud skip), key prefixes, a private `redis-server`.
+//! - `use_cases`: an app over a bare store (no server), and a limiter that interleaves.
 //! - `macros`: `both_backends!` (with optional [`Options`]) and `both_stores!`.
 
 mod app;
+mod browser;
 mod checks;
 mod db;
+pub mod edge;
 mod forms;
 mod macros;
 mod metrics;
 mod net;
 pub mod notify;
+pub mod process;
 mod redis;
 mod totp;
+pub mod use_cases;
+pub mod web;
 
 pub use app::*;
+pub use browser::*;
 pub use checks::*;
 pub use db::*;
 pub use forms::*;

@@ -2,15 +2,20 @@
 //! lease and window expiry never let a window hold more than its limit of failed or
 //! pending attempts (`tessera_app::testkit::interleavings`), on the in-process limiter
 //! and on Redis. proptest shrinks a failing interleaving to a short one.
+//!
+//! A limiter that refuses everything never exceeds a bound either: it must fail the
+//! property and the limiter suite's health case all the same, or they prove nothing.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::collection::vec;
 use proptest::prelude::*;
+use tessera_app::ports::{BoxFuture, LimiterHealth, RateLimiter, Ticket};
 use tessera_app::testkit::interleavings::{Op, failures_never_exceed_the_limit_in_any_window};
+use tessera_app::testkit::limiter_suite::a_limiter_whose_backend_answers_reports_ok_health;
 use tessera_app::testkit::runtime::block_on;
-use tessera_core::ratelimit::{LimitKey, PENDING_LEASE};
-use time::Duration;
+use tessera_core::ratelimit::{Decision, LimitKey, PENDING_LEASE, Policy};
+use time::{Duration, OffsetDateTime};
 
 use super::limiters::{memory_limiter, redis_limiter};
 
@@ -63,4 +68,58 @@ proptest! {
             failures_never_exceed_the_limit_in_any_window(&limiter, &keys(), &ops).await;
         });
     }
+}
+
+/// Denies every attempt and reports itself healthy: safe, and useless.
+struct DenyAll;
+
+impl RateLimiter for DenyAll {
+    fn reserve<'a>(
+        &'a self,
+        _: &'a LimitKey,
+        policy: Policy,
+        _: OffsetDateTime,
+        _: Ticket,
+    ) -> BoxFuture<'a, Decision> {
+        Box::pin(std::future::ready(Decision::Deny {
+            retry_after: policy.window,
+        }))
+    }
+
+    fn release<'a>(&'a self, _: &'a LimitKey, _: Ticket) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn fail<'a>(&'a self, _: &'a LimitKey, _: Ticket) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn first_denial<'a>(
+        &'a self,
+        _: &'a LimitKey,
+        _: Duration,
+        _: OffsetDateTime,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(false))
+    }
+
+    fn health(&self) -> LimiterHealth {
+        LimiterHealth::Ok
+    }
+}
+
+#[test]
+#[should_panic(expected = "with room in its window")]
+fn a_limiter_that_denies_everything_fails_the_interleaving_property() {
+    block_on(failures_never_exceed_the_limit_in_any_window(
+        &DenyAll,
+        &keys(),
+        &[Op::Reserve(0)],
+    ));
+}
+
+#[test]
+#[should_panic(expected = "should be allowed")]
+fn a_limiter_that_denies_everything_fails_the_health_case() {
+    block_on(a_limiter_whose_backend_answers_reports_ok_health(DenyAll));
 }

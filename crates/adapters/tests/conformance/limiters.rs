@@ -108,6 +108,10 @@ impl RateLimiter for RedisOnly {
     fn health(&self) -> LimiterHealth {
         self.limiter.health()
     }
+
+    fn probe(&self) -> BoxFuture<'_, LimiterHealth> {
+        self.limiter.probe()
+    }
 }
 
 impl Drop for RedisOnly {

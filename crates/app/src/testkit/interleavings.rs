@@ -4,8 +4,9 @@
 //! more than its limit of attempts that failed or may still fail (pending ones).
 //!
 //! The checker keeps its own record of what each allowed attempt became; it does not
-//! re-derive decisions (the reference-script case of the suite does that), so it states
-//! only the safety bound and holds for any correct limiter.
+//! re-derive every decision (the reference-script case of the suite does that). Besides
+//! the bound it checks the other side, which a limiter denying everything would pass the
+//! bound with: an attempt whose window has room is allowed.
 
 use time::{Duration, OffsetDateTime};
 
@@ -70,7 +71,18 @@ pub async fn failures_never_exceed_the_limit_in_any_window<L: RateLimiter>(
                 getrandom::fill(&mut bytes).expect("the OS random source works");
                 let ticket = Ticket(bytes);
                 let now = clock.now();
-                if limiter.reserve(&keys[k], POLICIES[k], now, ticket).await == Decision::Allow {
+                let counted = allowed
+                    .iter()
+                    .filter(|a| a.key == k && a.fate != Fate::Released)
+                    .filter(|a| now < a.at + POLICIES[k].window)
+                    .count();
+                let decision = limiter.reserve(&keys[k], POLICIES[k], now, ticket).await;
+                assert!(
+                    decision == Decision::Allow || counted >= POLICIES[k].limit as usize,
+                    "after step {step} ({op:?}) of {ops:?}: {decision:?} on key {k} with room \
+                     in its window ({counted} counted)"
+                );
+                if decision == Decision::Allow {
                     allowed.push(Allowed {
                         key: k,
                         at: now,

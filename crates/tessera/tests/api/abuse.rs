@@ -2,14 +2,13 @@
 //! devices, the registration limit, sessions that strangers cannot lock, and overload as a
 //! prompt 503. On the embedded limiter and on Redis where the limiter decides.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera::config::Config;
 
-use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem};
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, client_from};
 
 /// Runs one case on the in-process limiter and on the Redis limiter.
 macro_rules! both_limiters {
@@ -42,14 +41,6 @@ macro_rules! both_limiters {
             }
         }
     };
-}
-
-/// A client whose requests leave from another loopback address: another real peer IP.
-pub(crate) fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
 }
 
 async fn login_with(app: &TestApp, client: &reqwest::Client, body: Value) -> reqwest::Response {

@@ -10,118 +10,48 @@ use tessera_app::ports::Clock;
 use time::Duration;
 
 use crate::both_backends;
-use crate::helpers::{PASSWORD, TestApp, assert_problem, s};
-use crate::mfa::{enrolled, enrolled_admin, login_mfa, oathtool};
+use crate::helpers::{
+    Db, PASSWORD, TestApp, assert_problem, enrolled, enrolled_admin, login_mfa, oathtool, s,
+};
 
-/// The server's database, for reading and tampering with the stored rows.
-enum Db {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+/// The user's stored events that have a chain place, in chain order: (event id, chain
+/// index, detail as text).
+async fn chain_of(db: &Db, user_id: &str) -> Vec<(String, i64, String)> {
+    let sql = db.dialect(
+        "SELECT lower(hex(id)), chain_index, detail FROM security_events \
+         WHERE lower(hex(user_id)) = $1 AND chain_index IS NOT NULL ORDER BY chain_index",
+        "SELECT id::text, chain_index, detail::text FROM security_events \
+         WHERE user_id = $1::uuid AND chain_index IS NOT NULL ORDER BY chain_index",
+    );
+    let rows: Vec<(String, i64, String)> = db.rows(sql, &[&simple(user_id)]).await;
+    rows.into_iter()
+        .map(|(id, index, detail)| {
+            let id = uuid::Uuid::parse_str(&id).unwrap().to_string();
+            (id, index, detail)
+        })
+        .collect()
 }
 
-impl Db {
-    async fn open(app: &TestApp) -> Self {
-        if app.db.url().starts_with("sqlite:") {
-            Self::Sqlite(sqlx::SqlitePool::connect(app.db.url()).await.unwrap())
-        } else {
-            Self::Postgres(sqlx::PgPool::connect(app.db.url()).await.unwrap())
-        }
-    }
+/// Sets one column of one event (by id) to `value`.
+async fn set(db: &Db, event_id: &str, column: &str, value: &str) {
+    let cast = if column == "detail" { "::jsonb" } else { "" };
+    let sql = db
+        .dialect(
+            &format!("UPDATE security_events SET {column} = $2 WHERE lower(hex(id)) = $1"),
+            &format!("UPDATE security_events SET {column} = $2{cast} WHERE id = $1::uuid"),
+        )
+        .to_owned();
+    let n = db.execute(&sql, &[&simple(event_id), value]).await;
+    assert_eq!(n, 1, "no event {event_id}");
+}
 
-    /// Runs the statement for this backend with text parameters; rows affected. In both,
-    /// `$1` is an event id as text where an id is compared.
-    async fn exec(&self, sqlite: &str, postgres: &str, binds: &[&str]) -> u64 {
-        match self {
-            Self::Sqlite(pool) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sqlite.to_owned()));
-                for b in binds {
-                    q = q.bind(b.to_string());
-                }
-                q.execute(pool).await.unwrap().rows_affected()
-            }
-            Self::Postgres(pool) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(postgres.to_owned()));
-                for b in binds {
-                    q = q.bind(b.to_string());
-                }
-                q.execute(pool).await.unwrap().rows_affected()
-            }
-        }
-    }
-
-    async fn count(&self, table: &str) -> i64 {
-        let sql = format!("SELECT COUNT(*) FROM {table}");
-        match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-            Self::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-        }
-    }
-
-    /// The user's stored events that have a chain place, in chain order: (event id, chain index, detail as text).
-    async fn chain(&self, user_id: &str) -> Vec<(String, i64, String)> {
-        use sqlx::Row;
-        let user = uuid::Uuid::parse_str(user_id).unwrap();
-        let rows: Vec<(String, i64, String)> = match self {
-            Self::Sqlite(pool) => sqlx::query(
-                "SELECT lower(hex(id)) AS id, chain_index, detail FROM security_events \
-                 WHERE user_id = $1 AND chain_index IS NOT NULL ORDER BY chain_index",
-            )
-            .bind(user.as_bytes().to_vec())
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("id"), r.get("chain_index"), r.get("detail")))
-            .collect(),
-            Self::Postgres(pool) => sqlx::query(
-                "SELECT id::text AS id, chain_index, detail::text AS detail \
-                 FROM security_events WHERE user_id = $1 AND chain_index IS NOT NULL ORDER BY chain_index",
-            )
-            .bind(user)
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get("id"), r.get("chain_index"), r.get("detail")))
-            .collect(),
-        };
-        rows.into_iter()
-            .map(|(id, index, detail)| {
-                let id = uuid::Uuid::parse_str(&id).unwrap().to_string();
-                (id, index, detail)
-            })
-            .collect()
-    }
-
-    /// Sets one column of one event (by id) to `value`.
-    async fn set(&self, event_id: &str, column: &str, value: &str) {
-        let cast = if column == "detail" { "::jsonb" } else { "" };
-        let n = self
-            .exec(
-                &format!("UPDATE security_events SET {column} = $2 WHERE lower(hex(id)) = $1"),
-                &format!("UPDATE security_events SET {column} = $2{cast} WHERE id = $1::uuid"),
-                &[&simple(event_id), value],
-            )
-            .await;
-        assert_eq!(n, 1, "no event {event_id}");
-    }
-
-    async fn delete(&self, event_id: &str) {
-        let n = self
-            .exec(
-                "DELETE FROM security_events WHERE lower(hex(id)) = $1",
-                "DELETE FROM security_events WHERE id = $1::uuid",
-                &[&simple(event_id)],
-            )
-            .await;
-        assert_eq!(n, 1, "no event {event_id}");
-    }
+async fn delete(db: &Db, event_id: &str) {
+    let sql = db.dialect(
+        "DELETE FROM security_events WHERE lower(hex(id)) = $1",
+        "DELETE FROM security_events WHERE id = $1::uuid",
+    );
+    let n = db.execute(sql, &[&simple(event_id)]).await;
+    assert_eq!(n, 1, "no event {event_id}");
 }
 
 /// A UUID as 32 lower-case hex digits (what SQLite's `hex()` gives; Postgres takes it too).
@@ -225,23 +155,22 @@ both_backends!(
         };
         let db = Db::open(&app).await;
         assert_intact(&app, &db).await;
-        let chain = db.chain(&user).await;
+        let chain = chain_of(&db, &user).await;
         assert!(chain.len() >= 6, "{chain:?}");
         let (id, index, detail) = chain[2].clone();
         assert_eq!(index, 3);
 
         // The detail rewritten: exactly that event is named, with what failed.
-        db.set(&id, "detail", r#"{"reason":"nothing happened"}"#)
-            .await;
+        set(&db, &id, "detail", r#"{"reason":"nothing happened"}"#).await;
         let err = assert_broken(&app, &format!("user {user}, event {id} (index 3)"));
         assert!(err.contains("altered"), "{err}");
         // Put back as it was, it verifies again: the check is about the contents.
-        db.set(&id, "detail", &detail).await;
+        set(&db, &id, "detail", &detail).await;
         assert_intact(&app, &db).await;
 
         // Another field of another row: the client address of the last event.
         let (last_id, last_index, _) = chain.last().unwrap().clone();
-        db.set(&last_id, "ip", "203.0.113.66").await;
+        set(&db, &last_id, "ip", "203.0.113.66").await;
         let err = assert_broken(
             &app,
             &format!("user {user}, event {last_id} (index {last_index})"),
@@ -261,8 +190,8 @@ both_backends!(
             return;
         };
         let db = Db::open(&app).await;
-        let chain = db.chain(&user).await;
-        db.delete(&chain[2].0).await;
+        let chain = chain_of(&db, &user).await;
+        delete(&db, &chain[2].0).await;
         let (next, index, _) = &chain[3];
         assert_eq!(*index, 4);
         let err = assert_broken(&app, &format!("user {user}, event {next} (index 4)"));
@@ -277,9 +206,9 @@ both_backends!(
             return;
         };
         let db = Db::open(&app).await;
-        let chain = db.chain(&user).await;
+        let chain = chain_of(&db, &user).await;
         let (last, index, _) = chain.last().unwrap();
-        db.delete(last).await;
+        delete(&db, last).await;
         let err = assert_broken(
             &app,
             &format!("user {user}, no stored event at index {index}"),
@@ -325,7 +254,10 @@ both_backends!(
         assert!(out.status.success(), "{out:?}");
         let purged = before - db.count("security_events").await;
         assert!(purged >= 4, "the old events went ({purged})");
-        assert!(db.chain(&user).await[0].1 > 1, "a prefix of the chain went");
+        assert!(
+            chain_of(&db, &user).await[0].1 > 1,
+            "a prefix of the chain went"
+        );
 
         let report = assert_intact(&app, &db).await;
         assert!(
@@ -428,12 +360,12 @@ both_backends!(
             return;
         };
         let db = Db::open(&app).await;
-        let chain = db.chain(&user).await;
+        let chain = chain_of(&db, &user).await;
         let forged_id = uuid::Uuid::new_v4();
         let forged = forged_id.simple().to_string();
         let copy = "'login_succeeded', at, '198.51.100.7', user_agent, session_id, detail";
         let n = db
-            .exec(
+            .execute_each(
                 &format!(
                     "INSERT INTO security_events (id, user_id, kind, at, ip, user_agent, \
                      session_id, detail) SELECT unhex($2), user_id, {copy} \
@@ -463,7 +395,7 @@ both_backends!(
             db.count("security_events WHERE chain_index IS NULL").await,
             1
         );
-        assert_eq!(db.chain(&user).await.len(), chain.len());
+        assert_eq!(chain_of(&db, &user).await.len(), chain.len());
         let stderr = assert_broken(&app, &format!("user {user}, event {forged_id}"));
         assert!(stderr.contains("in no chain"), "{stderr}");
     }

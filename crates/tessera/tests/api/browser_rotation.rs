@@ -7,9 +7,9 @@ use reqwest::header::SET_COOKIE;
 use tessera_app::BROWSER_RETRY_WINDOW;
 use tokio::io::AsyncWriteExt;
 
-use crate::browser::Browser;
-use crate::helpers::{Backend, PASSWORD, TestApp, s};
-use crate::pages::{FormClient, new_user};
+use crate::both_backends;
+use crate::helpers::Browser;
+use crate::helpers::{Backend, FormClient, PASSWORD, TestApp, new_user, s};
 
 const ACCESS_LIFETIME: time::Duration = time::Duration::seconds(900);
 
@@ -26,17 +26,8 @@ async fn signed_in_then_expired(app: &TestApp) -> FormClient {
 
 /// How many refresh tokens have been exchanged for a successor, straight from the store.
 async fn rotations(app: &TestApp) -> i64 {
-    use sqlx::Row;
-    let sql = "SELECT COUNT(*) AS n FROM refresh_tokens WHERE used_at IS NOT NULL";
-    if app.db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(app.db.url()).await.unwrap();
-        let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-        row.get::<i64, _>("n")
-    } else {
-        let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-        let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
-        row.get::<i64, _>("n")
-    }
+    app.count_rows("refresh_tokens WHERE used_at IS NOT NULL")
+        .await
 }
 
 /// The session cookies a response sets (name and value), deletions included.
@@ -201,19 +192,10 @@ async fn a_page_load_abandoned_after_the_rotation_keeps_the_session(app: TestApp
     the_old_cookies_still_sign_in(&app, &mut web, &old).await;
 }
 
-#[tokio::test]
-async fn a_page_load_abandoned_after_the_rotation_keeps_the_session_on_sqlite() {
-    if let Some(app) = TestApp::spawn(Backend::Sqlite).await {
-        a_page_load_abandoned_after_the_rotation_keeps_the_session(app).await;
-    }
-}
-
-#[tokio::test]
-async fn a_page_load_abandoned_after_the_rotation_keeps_the_session_on_postgres() {
-    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-        a_page_load_abandoned_after_the_rotation_keeps_the_session(app).await;
-    }
-}
+both_backends!(
+    a_page_load_abandoned_after_the_rotation_keeps_the_session_on,
+    a_page_load_abandoned_after_the_rotation_keeps_the_session
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_load_dropped_right_after_sending_keeps_the_session() {

@@ -12,24 +12,8 @@ use tessera::edge::HttpLimits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::helpers::edge::{assert_serves_again, limits, read_until_closed};
 use crate::helpers::{Backend, Options, TestApp};
-
-/// Far beyond every short timeout below, and below the defaults a broken setting would
-/// fall back to (hyper's own 30 s header timeout, our 30 s request timeout).
-pub(crate) const BOUND: Duration = Duration::from_secs(20);
-
-pub(crate) fn limits(f: impl FnOnce(&mut HttpLimits)) -> HttpLimits {
-    let long = Duration::from_secs(60);
-    let mut l = HttpLimits {
-        header_timeout: long,
-        request_timeout: long,
-        body_timeout: long,
-        keepalive_timeout: long,
-        max_connections: 64,
-    };
-    f(&mut l);
-    l
-}
 
 async fn spawn(http: HttpLimits) -> Option<TestApp> {
     let options = Options {
@@ -37,28 +21,6 @@ async fn spawn(http: HttpLimits) -> Option<TestApp> {
         ..Options::default()
     };
     TestApp::spawn_with(Backend::Sqlite, options).await
-}
-
-/// Everything the server sends until it closes the connection; fails if it is still open
-/// after `BOUND`. A reset counts as closed.
-pub(crate) async fn read_until_closed(stream: &mut TcpStream) -> String {
-    let mut seen = Vec::new();
-    let outcome = tokio::time::timeout(BOUND, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    let text = String::from_utf8_lossy(&seen).into_owned();
-    assert!(
-        outcome.is_ok(),
-        "the server kept the connection open; it sent: {text:?}"
-    );
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,27 +87,6 @@ async fn held_connection(app: &TestApp) -> TcpStream {
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     stream
-}
-
-/// Once clients holding every slot have left, the server answers again. It notices the
-/// departures on its own schedule: ask until it answers, within `BOUND`.
-pub(crate) async fn assert_serves_again(app: &TestApp) {
-    let answered = tokio::time::timeout(BOUND, async {
-        loop {
-            let fresh = reqwest::Client::new();
-            if let Ok(res) = fresh.get(app.url("/healthz")).send().await
-                && res.status() == StatusCode::OK
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(
-        answered.is_ok(),
-        "the server stayed full after its clients left"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, s};
-use crate::revocation::metric;
+use crate::helpers::{Backend, TestApp, metric, s};
 
 const SESSION_HITS: &str = "tessera_session_cache_total{result=\"hit\"}";
 const SESSION_MISSES: &str = "tessera_session_cache_total{result=\"miss\"}";

@@ -7,7 +7,7 @@ use tessera_app::ports::{Clock, Store};
 use tessera_app::{AppError, RequestContext};
 use time::Duration;
 
-use crate::properties::{app_with_user, enrolled};
+use crate::helpers::use_cases::{app_with_user, enrolled};
 
 /// A session whose MFA time lies `ahead` in the future of the server's clock (another
 /// node's fast clock, or a tampered row) asks for recovery codes.

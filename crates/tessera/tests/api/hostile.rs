@@ -12,10 +12,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::abuse::client_from;
 use crate::both_backends;
-use crate::edge::{BOUND, assert_serves_again, limits, read_until_closed};
-use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, s};
+use crate::helpers::edge::{BOUND, assert_serves_again, limits, read_until_closed};
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, client_from, s};
 
 /// `/healthz` answers 200 and a brand-new user can register and sign in (from an address
 /// of its own, so no earlier budget of the test is spent).

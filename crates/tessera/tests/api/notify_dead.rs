@@ -3,8 +3,9 @@
 
 use tessera_adapters::notify::testing::{REFUSED_PREFIX, SmtpSink, unused_port};
 
+use crate::both_backends;
+use crate::helpers::notify::{Channels, PATIENCE, metric, second_node, spawn_notifying, until};
 use crate::helpers::{Backend, PASSWORD};
-use crate::notify::{Channels, PATIENCE, metric, second_node, spawn_notifying, until};
 
 async fn a_refused_mailbox_ends_dead_and_the_rest_arrives(backend: Backend) {
     let sink = SmtpSink::start().await;
@@ -68,22 +69,6 @@ async fn a_row_for_a_channel_the_node_no_longer_has_ends_dead(backend: Backend) 
     assert_eq!(metric(&second, counted).await, Some(1));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_for_a_channel_the_node_no_longer_has_ends_dead_sqlite() {
-    a_row_for_a_channel_the_node_no_longer_has_ends_dead(Backend::Sqlite).await;
-}
+both_backends!(a_row_for_a_channel_the_node_no_longer_has_ends_dead, Backend => a_row_for_a_channel_the_node_no_longer_has_ends_dead);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_for_a_channel_the_node_no_longer_has_ends_dead_postgres() {
-    a_row_for_a_channel_the_node_no_longer_has_ends_dead(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_mailbox_ends_dead_and_the_rest_arrives_sqlite() {
-    a_refused_mailbox_ends_dead_and_the_rest_arrives(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_mailbox_ends_dead_and_the_rest_arrives_postgres() {
-    a_refused_mailbox_ends_dead_and_the_rest_arrives(Backend::Postgres).await;
-}
+both_backends!(a_refused_mailbox_ends_dead_and_the_rest_arrives, Backend => a_refused_mailbox_ends_dead_and_the_rest_arrives);

@@ -6,9 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_adapters::notify::testing::SmtpSink;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, s};
-use crate::mfa::{enrolled, enrolled_admin};
-use crate::notify::{Channels, drained, mails_of, one_more, spawn_notifying};
+use crate::both_backends;
+use crate::helpers::notify::{Channels, drained, mails_of, one_more, spawn_notifying};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, enrolled, enrolled_admin, s};
 
 async fn login(app: &TestApp, email: &str, device: &str) -> Value {
     let res = app.login(email, PASSWORD, device).await;
@@ -139,12 +139,4 @@ async fn every_event_the_contract_names_delivers_one_message(backend: Backend) {
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_the_contract_names_delivers_one_message_sqlite() {
-    every_event_the_contract_names_delivers_one_message(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_the_contract_names_delivers_one_message_postgres() {
-    every_event_the_contract_names_delivers_one_message(Backend::Postgres).await;
-}
+both_backends!(every_event_the_contract_names_delivers_one_message, Backend => every_event_the_contract_names_delivers_one_message);

@@ -6,8 +6,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_core::ratelimit::Policy;
 
+use crate::both_backends;
+use crate::helpers::notify::{drained, mails_of, spawn_with_sink};
 use crate::helpers::{Backend, PASSWORD, TestApp, s};
-use crate::notify::{drained, mails_of, spawn_with_sink};
 
 const NEW_DEVICE: &str = "New sign-in to your account";
 const PASSWORD_CHANGED: &str = "Your password was changed";
@@ -71,14 +72,7 @@ async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_the
     assert_eq!(mails_of(&sink, &email, PASSWORD_CHANGED).len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_sqlite() {
-    a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(Backend::Sqlite)
-        .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_postgres() {
-    a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(Backend::Postgres)
-        .await;
-}
+both_backends!(
+    a_flood_of_new_device_sign_ins_sends_at_most_the_budget,
+    Backend => a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all
+);

@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tessera_adapters::notify::testing::{SmtpSink, unused_port};
 
+use crate::both_backends;
+use crate::helpers::notify::{Channels, PATIENCE, drained, metric, spawn_notifying, until};
 use crate::helpers::{Backend, PASSWORD};
-use crate::notify::{Channels, PATIENCE, drained, metric, spawn_notifying, until};
 
 const DEVICES: [&str; 3] = ["laptop", "phone", "tablet"];
 
@@ -71,12 +72,4 @@ async fn nothing_is_lost_while_the_relay_is_down(backend: Backend) {
     assert_eq!(metric(&app, delivered).await, Some(3));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_lost_while_the_relay_is_down_sqlite() {
-    nothing_is_lost_while_the_relay_is_down(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_lost_while_the_relay_is_down_postgres() {
-    nothing_is_lost_while_the_relay_is_down(Backend::Postgres).await;
-}
+both_backends!(nothing_is_lost_while_the_relay_is_down, Backend => nothing_is_lost_while_the_relay_is_down);

@@ -12,8 +12,11 @@ use tessera_app::ports::Clock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::both_backends;
+use crate::helpers::notify::{
+    Channels, WEBHOOK_SECRET, drained, one_more, second_node, spawn_notifying,
+};
 use crate::helpers::{Backend, PASSWORD};
-use crate::notify::{Channels, WEBHOOK_SECRET, drained, one_more, second_node, spawn_notifying};
 
 /// One POST as the receiver got it.
 #[derive(Debug, Clone)]
@@ -137,15 +140,7 @@ async fn a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails(backen
     assert!(!verify(&post.signature, &post.body, now + 301));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails_sqlite() {
-    a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails_postgres() {
-    a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails(Backend::Postgres).await;
-}
+both_backends!(a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails, Backend => a_webhook_receiver_verifies_each_notice_and_a_tampered_one_fails);
 
 /// Two nodes on one PostgreSQL database, both workers running: each message once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,10 @@ use reqwest::header::SET_COOKIE;
 use serde_json::json;
 use tessera_app::ports::Clock;
 
-pub(crate) use crate::forms::{FormClient, new_user};
-use crate::forms::{location, retry_after};
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, s};
+use crate::helpers::{
+    Backend, FormClient, PASSWORD, TestApp, assert_cut_off, location, new_user, oathtool,
+    retry_after, s, wrong_code,
+};
 
 /// The TOTP secret a set-up page shows as text.
 fn shown_secret(html: &str) -> String {
@@ -495,7 +496,7 @@ async fn enable_mfa_through_the_pages(
         .post("/account/security/mfa/setup", &[("password", PASSWORD)])
         .await;
     let secret = shown_secret(&setup.text().await.unwrap());
-    let code = crate::mfa::oathtool(&secret, app.clock.now())?;
+    let code = oathtool(&secret, app.clock.now())?;
     let res = web
         .post(
             "/account/security/mfa/confirm",
@@ -520,18 +521,16 @@ async fn new_recovery_codes_from_the_page_replace_the_old_ones_after_a_code() {
         return;
     };
     // A wrong code changes nothing and says so on the account page.
+    let wrong = wrong_code(&secret, app.clock.now());
     let res = web
-        .post(
-            "/account/security/mfa/recovery-codes",
-            &[("code", "000000")],
-        )
+        .post("/account/security/mfa/recovery-codes", &[("code", &wrong)])
         .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(res.text().await.unwrap().contains("That code is wrong"));
     assert_eq!(app.count_events("recovery_codes_regenerated").await, 0);
 
     app.clock.advance(time::Duration::seconds(30));
-    let code = crate::mfa::oathtool(&secret, app.clock.now()).unwrap();
+    let code = oathtool(&secret, app.clock.now()).unwrap();
     let before = web.cookie("__Host-tessera_session").unwrap();
     let res = web
         .post("/account/security/mfa/recovery-codes", &[("code", &code)])
@@ -566,14 +565,15 @@ async fn turning_mfa_off_from_the_page_needs_a_code() {
     let Some((secret, _)) = enable_mfa_through_the_pages(&app, &mut web).await else {
         return;
     };
+    let wrong = wrong_code(&secret, app.clock.now());
     let res = web
-        .post("/account/security/mfa/disable", &[("code", "000000")])
+        .post("/account/security/mfa/disable", &[("code", &wrong)])
         .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.count_events("mfa_disabled").await, 0);
 
     app.clock.advance(time::Duration::seconds(30));
-    let code = crate::mfa::oathtool(&secret, app.clock.now()).unwrap();
+    let code = oathtool(&secret, app.clock.now()).unwrap();
     let res = web
         .post("/account/security/mfa/disable", &[("code", &code)])
         .await;

@@ -5,8 +5,10 @@
 use reqwest::StatusCode;
 
 use crate::both_backends;
-use crate::forms::{FormClient, alert, fresh_address, location, new_user, retry_after};
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, assert_problem, s};
+use crate::helpers::{
+    Backend, FormClient, PASSWORD, TestApp, alert, assert_cut_off, assert_problem, fresh_address,
+    location, new_user, retry_after, s,
+};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const SESSION: &str = "__Host-tessera_session";

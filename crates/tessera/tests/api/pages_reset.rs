@@ -3,14 +3,13 @@
 //! page, headers that keep the link's token out of caches and `Referer`s, pages for a
 //! broken link, and a reset that signs every device out.
 
-use std::time::Duration;
-
 use reqwest::StatusCode;
-use tessera_adapters::notify::testing::SmtpSink;
 
-use crate::forms::{FormClient, alert, fresh_address, location, new_user, retry_after};
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off};
-use crate::notify::spawn_with_sink;
+use crate::helpers::notify::{reset_link, spawn_with_sink};
+use crate::helpers::{
+    Backend, FormClient, PASSWORD, TestApp, alert, assert_cut_off, fresh_address, location,
+    new_user, retry_after,
+};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 /// A token with the one spelling a real one has (`pr_` + 43 base64url characters), that
@@ -21,33 +20,6 @@ const UNKNOWN_TOKEN: &str = "pr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 async fn ask_for_link(web: &mut FormClient, email: &str) -> reqwest::Response {
     assert_eq!(web.get("/forgot-password").await.status(), StatusCode::OK);
     web.post("/forgot-password", &[("email", email)]).await
-}
-
-/// The token of the reset link in the first mail to `to` that carries one, and that
-/// mail's text. Delivery is in the background: waits for it, bounded.
-pub(crate) async fn reset_link(sink: &SmtpSink, to: &str) -> (String, String) {
-    const LINK: &str = "/reset-password?token=";
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let found = sink.mails().into_iter().find_map(|mail| {
-            let text = mail.part("text/plain")?;
-            let start = text.find(LINK)? + LINK.len();
-            let token: String = text[start..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || "_-".contains(*c))
-                .collect();
-            (mail.rcpt_to == [to]).then_some((token, text))
-        });
-        if let Some(found) = found {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no reset link reached {to}: {:?}",
-            sink.mails()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Sends the reset form for `token`.

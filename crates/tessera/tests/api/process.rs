@@ -1,92 +1,10 @@
 //! The real `tessera` binary, as the README runs it: embedded defaults, first start,
 //! restart, `migrate`, and what it writes to its log.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-pub(crate) struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-pub(crate) fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tessera-{tag}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn tessera(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    // Nothing from the developer's environment leaks in: this is the fresh-machine case.
-    cmd.env_clear()
-        .current_dir(dir)
-        .env("RUST_LOG", "debug")
-        .kill_on_drop(true);
-    cmd
-}
-
-/// Starts `tessera serve` on its embedded defaults (only the port is chosen by the OS).
-async fn serve(dir: &Path) -> Server {
-    serve_with(dir, &[]).await
-}
-
-/// Starts `tessera serve` with extra settings.
-pub(crate) async fn serve_with(dir: &Path, settings: &[(&str, &str)]) -> Server {
-    let mut child = tessera(dir)
-        .args(["serve"])
-        .env("TESSERA_LISTEN", "127.0.0.1:0")
-        .envs(settings.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let log = log.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-                log.lock().unwrap().push(line);
-            }
-        });
-    }
-    let addr = tokio::time::timeout(std::time::Duration::from_secs(60), rx.recv())
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "server did not start; log:\n{}",
-                log.lock().unwrap().join("\n")
-            )
-        })
-        .unwrap();
-    Server { child, addr, log }
-}
-
-impl Server {
-    pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-    pub(crate) async fn stop(mut self) -> String {
-        self.child.kill().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        self.log.lock().unwrap().join("\n")
-    }
-}
+use crate::helpers::process::{Server, serve, serve_with, temp_dir, tessera};
 
 #[tokio::test]
 async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() {
@@ -136,7 +54,7 @@ async fn serve_on_embedded_defaults_creates_its_files_and_never_logs_a_secret() 
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // The sign-in page too: its cookies hold the same kinds of secret.
-    let mut page = crate::pages::FormClient::at(server.url(""));
+    let mut page = crate::helpers::FormClient::at(server.url(""));
     let res = page.sign_in_with("log@example.com", password).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let page_cookies = page.values_set();

@@ -10,29 +10,21 @@
 //! - TOTP through the app: whatever codes arrive whenever, no step is accepted twice.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use proptest::collection::vec;
 use proptest::prelude::*;
 use tessera_adapters::testing::TestDatabase;
-use tessera_adapters::{MemoryLimiter, PgStore, SqliteStore};
+use tessera_adapters::{PgStore, SqliteStore};
 use tessera_app::ports::{Clock, Store};
-use tessera_app::testkit::ManualClock;
 use tessera_app::testkit::runtime::block_on;
-use tessera_app::{
-    App, AppError, LoginInput, LoginOutcome, RequestContext, SecondFactor, Settings, Tokens,
-};
-use tessera_core::Email;
-use tessera_core::crypto::{MasterKey, MasterKeyRing};
-use tessera_core::ids::{DeviceId, SessionId};
-use tessera_core::mfa::totp::{TotpCode, TotpSecret, code_at_step, step_at};
-use tessera_core::password::Password;
+use tessera_app::{AppError, RequestContext, SecondFactor};
+use tessera_core::ids::SessionId;
+use tessera_core::mfa::totp::{TotpCode, code_at_step, step_at};
 use tessera_core::secret::RefreshToken;
 use tessera_core::session::{Liveness, RevokeReason};
 use time::Duration;
-use time::macros::datetime;
 
-use crate::helpers::{PASSWORD, rand32};
+use crate::helpers::use_cases::{app_with_user, enrolled, login};
 
 const EMAIL: &str = "prop@example.com";
 const DEVICES: [&str; 2] = ["phone", "laptop"];
@@ -71,41 +63,6 @@ macro_rules! on_both_stores {
             }
         }
     };
-}
-
-/// An app over `store` with a manual clock and one registered user, `email`.
-pub(crate) async fn app_with_user<S: Store>(store: S, email: &str) -> (App<S>, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-06-01 10:00 UTC)));
-    let ring = MasterKeyRing::new(MasterKey::from_bytes(rand32()), vec![]);
-    let app = App::build(
-        store,
-        clock.clone(),
-        Arc::new(MemoryLimiter::new()),
-        None,
-        ring,
-        Settings::default(),
-    )
-    .await
-    .unwrap();
-    app.register(email, PASSWORD.into(), &RequestContext::default())
-        .await
-        .unwrap();
-    (app, clock)
-}
-
-/// A password login of `email` on `device`, which must open a session.
-pub(crate) async fn login<S: Store>(app: &App<S>, email: &str, device: &str) -> Tokens {
-    let input = LoginInput {
-        email: Email::parse(email).unwrap(),
-        password: Password::presented(PASSWORD.into()).unwrap(),
-        device_id: DeviceId::parse(device).unwrap(),
-        device_name: None,
-        device_token: None,
-    };
-    match app.login(input, &RequestContext::default()).await {
-        Ok(LoginOutcome::Authenticated(tokens)) => tokens,
-        other => panic!("a password login opens a session: {other:?}"),
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -332,30 +289,6 @@ fn totp_attempt() -> impl Strategy<Value = Attempt> {
             offset,
             garbage,
         })
-}
-
-/// Signs `email` in on `device` and enrols TOTP there; returns the session's tokens and
-/// the secret.
-pub(crate) async fn enrolled<S: Store>(
-    app: &App<S>,
-    clock: &ManualClock,
-    email: &str,
-    device: &str,
-) -> (Tokens, TotpSecret) {
-    let ctx = RequestContext::default();
-    let tokens = login(app, email, device).await;
-    let who = app.authenticate(&tokens.access_token).await.unwrap();
-    let password = Password::new_choice(PASSWORD.into()).unwrap();
-    let setup = app.totp_setup(&who, password, &ctx).await.unwrap();
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(setup.secret.as_bytes())
-        .unwrap();
-    let secret = TotpSecret::from_bytes(&secret).unwrap();
-    let code = format!("{:06}", code_at_step(&secret, step_at(clock.now()), 6));
-    app.totp_confirm(&who, TotpCode::parse(&code).unwrap(), &ctx)
-        .await
-        .unwrap();
-    (tokens, secret)
 }
 
 async fn totp_never_accepts_one_step_twice<S: Store + Clone>(store: S, attempts: &[Attempt]) {

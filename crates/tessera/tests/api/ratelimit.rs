@@ -1,12 +1,11 @@
 //! Login brute-force regressions, on the embedded limiter and on Redis.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem};
+use crate::helpers::{Backend, Options, PASSWORD, TestApp, assert_problem, client_from};
 
 /// Runs one case on the in-process limiter and on the Redis limiter.
 macro_rules! both_limiters {
@@ -50,14 +49,6 @@ async fn fail_five_via(app: &TestApp, hop: impl Fn(u32) -> String) {
             .await;
         assert_problem(res, 401, "invalid_credentials").await;
     }
-}
-
-/// A client whose requests leave from another loopback address: another real peer IP.
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(ip.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
 }
 
 async fn login_from(

@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, assert_problem, s};
+use crate::helpers::{Options, TestApp, assert_problem, s};
 
 both_backends!(
     reused_refresh_token_revokes_the_session,
@@ -70,80 +70,54 @@ both_backends!(
     }
 );
 
-async fn retry_window_case(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(
-        backend,
-        Options {
-            retry_window_secs: 30,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
-        return;
-    };
-    let (_, login) = app.signed_in_user("d1").await;
-    let r1 = s(&login, "refresh_token");
-    let first: Value = app.refresh(&r1).await.json().await.unwrap();
-    let r2 = s(&first, "refresh_token");
-
-    // A lost response is retried: the very same successor comes back.
-    app.clock.advance(time::Duration::seconds(10));
-    let res = app.refresh(&r1).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let again: Value = res.json().await.unwrap();
-    assert_eq!(s(&again, "refresh_token"), r2);
-    assert_eq!(again["session_id"], login["session_id"]);
-
-    // Once the successor has been used, the old token is reuse.
-    let third: Value = app.refresh(&r2).await.json().await.unwrap();
-    assert_problem(app.refresh(&r1).await, 401, "refresh_token_reused").await;
-    assert_problem(
-        app.refresh(&s(&third, "refresh_token")).await,
-        401,
-        "session_revoked",
-    )
-    .await;
+/// A server that hands the same successor back to a retry within 30 seconds.
+fn with_retry_window() -> Options {
+    Options {
+        retry_window_secs: 30,
+        ..Options::default()
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_window_returns_the_identical_successor_until_it_is_used_sqlite() {
-    retry_window_case(Backend::Sqlite).await;
-}
+both_backends!(
+    retry_window_returns_the_identical_successor_until_it_is_used,
+    with_retry_window(),
+    |app: TestApp| async move {
+        let (_, login) = app.signed_in_user("d1").await;
+        let r1 = s(&login, "refresh_token");
+        let first: Value = app.refresh(&r1).await.json().await.unwrap();
+        let r2 = s(&first, "refresh_token");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_window_returns_the_identical_successor_until_it_is_used_postgres() {
-    retry_window_case(Backend::Postgres).await;
-}
+        // A lost response is retried: the very same successor comes back.
+        app.clock.advance(time::Duration::seconds(10));
+        let res = app.refresh(&r1).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let again: Value = res.json().await.unwrap();
+        assert_eq!(s(&again, "refresh_token"), r2);
+        assert_eq!(again["session_id"], login["session_id"]);
 
-async fn retry_window_expires(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(
-        backend,
-        Options {
-            retry_window_secs: 30,
-            ..Options::default()
-        },
-    )
-    .await
-    else {
-        return;
-    };
-    let (_, login) = app.signed_in_user("d1").await;
-    let r1 = s(&login, "refresh_token");
-    assert_eq!(app.refresh(&r1).await.status(), StatusCode::OK);
-    app.clock.advance(time::Duration::seconds(31));
-    assert_problem(app.refresh(&r1).await, 401, "refresh_token_reused").await;
-}
+        // Once the successor has been used, the old token is reuse.
+        let third: Value = app.refresh(&r2).await.json().await.unwrap();
+        assert_problem(app.refresh(&r1).await, 401, "refresh_token_reused").await;
+        assert_problem(
+            app.refresh(&s(&third, "refresh_token")).await,
+            401,
+            "session_revoked",
+        )
+        .await;
+    }
+);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_window_past_its_length_counts_as_reuse_sqlite() {
-    retry_window_expires(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_window_past_its_length_counts_as_reuse_postgres() {
-    retry_window_expires(Backend::Postgres).await;
-}
+both_backends!(
+    retry_window_past_its_length_counts_as_reuse,
+    with_retry_window(),
+    |app: TestApp| async move {
+        let (_, login) = app.signed_in_user("d1").await;
+        let r1 = s(&login, "refresh_token");
+        assert_eq!(app.refresh(&r1).await.status(), StatusCode::OK);
+        app.clock.advance(time::Duration::seconds(31));
+        assert_problem(app.refresh(&r1).await, 401, "refresh_token_reused").await;
+    }
+);
 
 both_backends!(
     an_idle_session_expires_and_activity_keeps_it_alive,

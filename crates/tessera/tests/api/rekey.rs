@@ -13,8 +13,7 @@ use tessera_app::ports::Clock;
 use tessera_core::crypto::MasterKey;
 
 use crate::both_backends;
-use crate::helpers::{Options, PASSWORD, TestApp, rand32, s};
-use crate::mfa::{enrolled, login_mfa, oathtool};
+use crate::helpers::{Db, Options, PASSWORD, TestApp, enrolled, login_mfa, oathtool, rand32, s};
 
 /// The id of a base64 master key, as `MasterKey::id_hex` names it.
 fn key_id(b64: &str) -> String {
@@ -30,22 +29,10 @@ fn key_id(b64: &str) -> String {
 /// the `T1` magic), straight from the database.
 async fn sealed_key_ids(db: &TestDatabase, table: &str, column: &str) -> Vec<String> {
     let sql = format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL");
-    let values: Vec<Vec<u8>> = if db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-    };
+    let values: Vec<(Vec<u8>,)> = Db::connect(db.url()).await.rows(&sql, &[]).await;
     values
         .iter()
-        .map(|v| {
+        .map(|(v,)| {
             assert_eq!(&v[..2], b"T1", "sealed layout");
             data_encoding::HEXLOWER.encode(&v[2..10])
         })

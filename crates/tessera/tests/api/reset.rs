@@ -4,14 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::abuse::client_from;
 use crate::both_backends;
-use crate::helpers::{PASSWORD, TestApp, assert_problem};
-
-pub(crate) async fn ask(app: &TestApp, email: &str) -> reqwest::Response {
-    app.post("/v1/password-reset", json!({ "email": email }))
-        .await
-}
+use crate::helpers::{PASSWORD, TestApp, assert_problem, client_from, retry_after};
 
 async fn ask_from(app: &TestApp, ip: &str, email: &str) -> reqwest::Response {
     client_from(ip)
@@ -20,14 +14,6 @@ async fn ask_from(app: &TestApp, ip: &str, email: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-pub(crate) async fn complete(app: &TestApp, token: &str, new_password: &str) -> reqwest::Response {
-    app.post(
-        "/v1/password-reset/complete",
-        json!({"token": token, "new_password": new_password}),
-    )
-    .await
 }
 
 /// Status, content type and the exact body bytes of an answer.
@@ -39,12 +25,7 @@ async fn answer(res: reqwest::Response) -> (StatusCode, String, Vec<u8>) {
 
 /// A 429 for the reset budget `kind`, with a `Retry-After` within the hour.
 async fn assert_limited(res: reqwest::Response, kind: &str) {
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=3600).contains(&retry), "{retry}");
+    retry_after(&res);
     let policy = res.headers()["ratelimit-policy"]
         .to_str()
         .unwrap()
@@ -57,7 +38,7 @@ both_backends!(
     known_unknown_and_malformed_addresses_get_byte_identical_answers,
     |app: TestApp| async move {
         app.register("known@example.com", PASSWORD).await;
-        let known = answer(ask(&app, "known@example.com").await).await;
+        let known = answer(app.ask_reset("known@example.com").await).await;
         assert_eq!(known.0, StatusCode::ACCEPTED);
         assert_eq!(known.1, "application/json");
         assert_eq!(
@@ -70,7 +51,7 @@ both_backends!(
             "not an address",
             "",
         ] {
-            assert_eq!(answer(ask(&app, other).await).await, known, "{other:?}");
+            assert_eq!(answer(app.ask_reset(other).await).await, known, "{other:?}");
         }
     }
 );
@@ -94,13 +75,13 @@ both_backends!(
         }
         // Other addresses keep their own budgets.
         assert_eq!(
-            ask(&app, "bob@example.com").await.status(),
+            app.ask_reset("bob@example.com").await.status(),
             StatusCode::ACCEPTED
         );
         // An hour later the address may ask again.
         app.clock.advance(time::Duration::hours(1));
         assert_eq!(
-            ask(&app, "ana@example.com").await.status(),
+            app.ask_reset("ana@example.com").await.status(),
             StatusCode::ACCEPTED
         );
     }
@@ -113,19 +94,19 @@ both_backends!(
         let long = format!("{}@example.com", "a".repeat(300));
         for i in 0..10 {
             let res = match i {
-                0 => ask(&app, "known@example.com").await,
-                1 => ask(&app, "not an address").await,
+                0 => app.ask_reset("known@example.com").await,
+                1 => app.ask_reset("not an address").await,
                 2 => {
                     // A 400 spends the budget too: no free probing with absurd input.
-                    let res = ask(&app, &long).await;
+                    let res = app.ask_reset(&long).await;
                     assert_problem(res, 400, "invalid_request").await;
                     continue;
                 }
-                _ => ask(&app, &format!("visitor{i}@example.com")).await,
+                _ => app.ask_reset(&format!("visitor{i}@example.com")).await,
             };
             assert_eq!(res.status(), StatusCode::ACCEPTED, "request {i}");
         }
-        assert_limited(ask(&app, "fresh@example.com").await, "reset_ip").await;
+        assert_limited(app.ask_reset("fresh@example.com").await, "reset_ip").await;
         // Another network is not affected.
         let res = ask_from(&app, "127.0.2.1", "fresh@example.com").await;
         assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -137,7 +118,7 @@ both_backends!(
     |app: TestApp| async move {
         // An over-long address is malformed input, not an ordinary request.
         let long = format!("{}@example.com", "a".repeat(250));
-        let body = assert_problem(ask(&app, &long).await, 400, "invalid_request").await;
+        let body = assert_problem(app.ask_reset(&long).await, 400, "invalid_request").await;
         assert!(body["detail"].as_str().unwrap().contains("email"), "{body}");
         for bad in [json!({}), json!({"email": 7}), json!({"email": null})] {
             let res = app.post("/v1/password-reset", bad.clone()).await;
@@ -146,19 +127,23 @@ both_backends!(
 
         let forged = format!("pr_{}", "A".repeat(43));
         for token in ["", "pr_", "rt_not-a-reset-token", "pr_!!!", forged.as_str()] {
-            let res = complete(&app, token, "a brand new passphrase").await;
+            let res = app.complete_reset(token, "a brand new passphrase").await;
             assert_problem(res, 400, "invalid_reset_token").await;
         }
         // The password is judged before the token, whatever the token.
         for (token, short) in [(forged.as_str(), ""), ("pr_!!!", "seven77")] {
-            let body =
-                assert_problem(complete(&app, token, short).await, 400, "invalid_request").await;
+            let body = assert_problem(
+                app.complete_reset(token, short).await,
+                400,
+                "invalid_request",
+            )
+            .await;
             assert!(
                 body["detail"].as_str().unwrap().contains("new_password"),
                 "{body}"
             );
         }
-        let res = complete(&app, &forged, &"x".repeat(257)).await;
+        let res = app.complete_reset(&forged, &"x".repeat(257)).await;
         assert_problem(res, 400, "invalid_request").await;
         for bad in [
             json!({"token": forged}),

@@ -5,9 +5,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tessera_adapters::notify::testing::{ReceivedMail, SmtpSink};
 
+use crate::both_backends;
+use crate::helpers::notify::{Channels, PATIENCE, drained, mails_of, spawn_notifying};
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, assert_problem, s};
-use crate::notify::{Channels, PATIENCE, drained, mails_of, spawn_notifying};
-use crate::reset::{ask, complete};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 const LINK: &str = "https://auth.test/reset-password?token=";
@@ -65,22 +65,27 @@ async fn the_emailed_link_resets_the_password_and_ends_every_session(backend: Ba
     }
     // Two new-device notices, then the reset link; nothing for the unknown address.
     let unknown = format!("nobody-{}@example.com", uuid::Uuid::new_v4().simple());
-    assert_eq!(ask(&app, &unknown).await.status(), StatusCode::ACCEPTED);
-    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&unknown).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
     let tokens = link_tokens(&sink, 3).await;
     assert_eq!(tokens.len(), 1, "{:?}", sink.mails());
     let token = &tokens[0];
     assert!(token.starts_with("pr_") && token.len() == 46, "{token}");
 
     // A typo in the new password does not use the link up.
-    assert_problem(complete(&app, token, "short").await, 400, "invalid_request").await;
+    assert_problem(
+        app.complete_reset(token, "short").await,
+        400,
+        "invalid_request",
+    )
+    .await;
     assert_eq!(
-        complete(&app, token, NEW_PASSWORD).await.status(),
+        app.complete_reset(token, NEW_PASSWORD).await.status(),
         StatusCode::NO_CONTENT
     );
     // Single use.
     assert_problem(
-        complete(&app, token, "yet another passphrase").await,
+        app.complete_reset(token, "yet another passphrase").await,
         400,
         "invalid_reset_token",
     )
@@ -133,16 +138,16 @@ async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(backe
     let Some(app) = app_with_sink(backend, &sink).await else {
         return;
     };
-    let Some((email, _, _, codes)) = crate::mfa::enrolled(&app, "laptop").await else {
+    let Some((email, _, _, codes)) = crate::helpers::enrolled(&app, "laptop").await else {
         return;
     };
     drained(&app).await;
     let before = sink.mails().len();
-    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
     let tokens = link_tokens(&sink, before + 1).await;
     let token = tokens.last().expect("a reset link");
     assert_eq!(
-        complete(&app, token, NEW_PASSWORD).await.status(),
+        app.complete_reset(token, NEW_PASSWORD).await.status(),
         StatusCode::NO_CONTENT
     );
 
@@ -153,19 +158,11 @@ async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(backe
     assert!(pending.get("access_token").is_none(), "{pending}");
     assert!(pending.get("refresh_token").is_none(), "{pending}");
     // The factor is the one enrolled before the reset: its recovery codes still work.
-    let res = crate::mfa::login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
+    let res = crate::helpers::login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code_sqlite() {
-    a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code_postgres() {
-    a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code(Backend::Postgres).await;
-}
+both_backends!(a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code, Backend => a_reset_leaves_totp_on_and_the_next_sign_in_still_asks_for_a_code);
 
 async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backend: Backend) {
     let sink = SmtpSink::start().await;
@@ -174,16 +171,16 @@ async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backen
     };
     let email = format!("otto-{}@example.com", uuid::Uuid::new_v4().simple());
     app.register(&email, PASSWORD).await;
-    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
     let first = link_tokens(&sink, 1).await;
-    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
     let tokens = link_tokens(&sink, 2).await;
     assert_eq!(tokens.len(), 2);
     assert_eq!(tokens[0], first[0]);
     assert_ne!(tokens[0], tokens[1]);
 
     assert_problem(
-        complete(&app, &tokens[0], NEW_PASSWORD).await,
+        app.complete_reset(&tokens[0], NEW_PASSWORD).await,
         400,
         "invalid_reset_token",
     )
@@ -191,17 +188,17 @@ async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backen
     // The newer link works to the end of its 30 minutes...
     app.clock.advance(time::Duration::minutes(29));
     assert_eq!(
-        complete(&app, &tokens[1], NEW_PASSWORD).await.status(),
+        app.complete_reset(&tokens[1], NEW_PASSWORD).await.status(),
         StatusCode::NO_CONTENT
     );
     // ...and not a second past them.
-    assert_eq!(ask(&app, &email).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
     let tokens = link_tokens(&sink, 4).await;
     assert_eq!(tokens.len(), 3, "{:?}", sink.mails());
     app.clock
         .advance(time::Duration::minutes(30) + time::Duration::seconds(1));
     assert_problem(
-        complete(&app, &tokens[2], "an expired choice").await,
+        app.complete_reset(&tokens[2], "an expired choice").await,
         400,
         "invalid_reset_token",
     )
@@ -212,22 +209,6 @@ async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(backen
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_emailed_link_resets_the_password_and_ends_every_session_sqlite() {
-    the_emailed_link_resets_the_password_and_ends_every_session(Backend::Sqlite).await;
-}
+both_backends!(the_emailed_link_resets_the_password_and_ends_every_session, Backend => the_emailed_link_resets_the_password_and_ends_every_session);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_emailed_link_resets_the_password_and_ends_every_session_postgres() {
-    the_emailed_link_resets_the_password_and_ends_every_session(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes_sqlite() {
-    a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes_postgres() {
-    a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes(Backend::Postgres).await;
-}
+both_backends!(a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes, Backend => a_newer_link_voids_the_older_and_a_link_expires_after_30_minutes);

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::both_stores;
+use crate::helpers::use_cases::Interleave;
 use crate::helpers::{PASSWORD, rand32};
-use crate::signin_races::Interleave;
 
 const T0: OffsetDateTime = datetime!(2026-06-01 10:00 UTC);
 const NEW_PASSWORD: &str = "a brand new passphrase";

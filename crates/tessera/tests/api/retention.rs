@@ -16,24 +16,6 @@ use time::Duration;
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_problem, s};
 
-/// Rows in `table`, straight from the database.
-async fn count(app: &TestApp, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    if app.db.url().starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(app.db.url()).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    } else {
-        let pool = sqlx::PgPool::connect(app.db.url()).await.unwrap();
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    }
-}
-
 async fn ok_json(res: reqwest::Response) -> Value {
     assert_eq!(res.status(), StatusCode::OK);
     res.json().await.unwrap()
@@ -98,7 +80,7 @@ both_backends!(
         let tables = ["refresh_tokens", "sessions", "security_events"];
         let mut before = Vec::new();
         for t in tables {
-            before.push(count(&app, t).await);
+            before.push(app.count_rows(t).await);
         }
 
         let purge = |args: &[&str], batch: &str| {
@@ -129,12 +111,12 @@ both_backends!(
             "purged 1 refresh token(s), 0 session(s), 0 MFA challenge(s), 1 security \
              event(s) in 1 run(s); more remain (run it again)"
         );
-        assert_eq!(count(&app, "sessions").await, before[1]);
+        assert_eq!(app.count_rows("sessions").await, before[1]);
         let stdout = purge(&[], "1000");
 
         let mut after = Vec::new();
         for t in tables {
-            after.push(count(&app, t).await);
+            after.push(app.count_rows(t).await);
         }
         let events = before[2] - after[2];
         assert_eq!(
@@ -174,7 +156,7 @@ both_backends!(
 
         // Waits for the outcome, not for a time: the deadline only bounds a broken build.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while count(&app, "sessions").await > 1 {
+        while app.count_rows("sessions").await > 1 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the background purge never ran"

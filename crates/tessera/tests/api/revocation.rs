@@ -7,48 +7,18 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::helpers::process::{serve_with, temp_dir};
 use crate::helpers::{
-    Backend, Options, PASSWORD, TestApp, assert_problem, rand32, redis_prefix, redis_url,
+    Backend, Options, PASSWORD, TestApp, assert_problem, metric, rand32, redis_prefix, redis_url,
+    until_subscribed,
 };
-use crate::process::{serve_with, temp_dir};
 
 /// The promise: a revoked token is refused on every node within this.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
 
-/// A counter or gauge from Prometheus text, by its full name with labels.
-pub(crate) fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
 const HITS: &str = "tessera_session_cache_total{result=\"hit\"}";
 const MISSES: &str = "tessera_session_cache_total{result=\"miss\"}";
 const BYPASSES: &str = "tessera_session_cache_total{result=\"bypass\"}";
-
-/// Polls `/metrics` at `base` until the node says its revocation subscription is up.
-pub(crate) async fn until_subscribed(client: &reqwest::Client, metrics_url: &str) {
-    let start = Instant::now();
-    loop {
-        let text = client
-            .get(metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metric(&text, "tessera_revocation_subscribed") == 1 {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{metrics_url}: the revocation subscription did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn me(client: &reqwest::Client, url: &str, token: &str) -> reqwest::Response {
     client.get(url).bearer_auth(token).send().await.unwrap()
@@ -222,7 +192,7 @@ async fn an_mfa_confirmation_replaces_the_cached_session_at_once() {
     };
     until_subscribed(&app.client, &app.url("/metrics")).await;
     // Set-up caches the session (no MFA yet); confirming makes it MFA-verified now.
-    let Some((_, login, _, _)) = crate::mfa::enrolled(&app, "d1").await else {
+    let Some((_, login, _, _)) = crate::helpers::enrolled(&app, "d1").await else {
         return;
     };
     let access = login["access_token"].as_str().unwrap();

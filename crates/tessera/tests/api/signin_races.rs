@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use tessera_adapters::MemoryLimiter;
-use tessera_app::ports::{BoxFuture, Clock, LimiterHealth, RateLimiter, Store, Ticket};
+use tessera_app::ports::{Clock, Store};
 use tessera_app::testkit::ManualClock;
 use tessera_app::{
     App, AppError, LoginInput, LoginOutcome, RequestContext, SecondFactor, Settings,
@@ -17,64 +17,13 @@ use tessera_core::crypto::{MasterKey, MasterKeyRing};
 use tessera_core::ids::{DeviceId, UserId};
 use tessera_core::mfa::totp::{TotpCode, TotpSecret, code_at_step, step_at};
 use tessera_core::password::{Password, PasswordHash};
-use tessera_core::ratelimit::{Decision, LimitKey, Policy};
 use tessera_core::session::RevokeReason;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::both_stores;
+use crate::helpers::use_cases::Interleave;
 use crate::helpers::{PASSWORD, rand32};
-
-/// A limiter that runs a one-off step when an attempt on a budget of kind `hooked` is
-/// refunded: for `mfa`, the moment a code has been accepted and the challenge is about to
-/// be consumed; for `account`, a password accepted before its session opens.
-pub(crate) struct Interleave {
-    pub(crate) inner: MemoryLimiter,
-    pub(crate) hooked: &'static str,
-    pub(crate) on_refund: Mutex<Option<BoxFuture<'static, ()>>>,
-}
-
-impl RateLimiter for Interleave {
-    fn reserve<'a>(
-        &'a self,
-        key: &'a LimitKey,
-        policy: Policy,
-        now: OffsetDateTime,
-        ticket: Ticket,
-    ) -> BoxFuture<'a, Decision> {
-        self.inner.reserve(key, policy, now, ticket)
-    }
-
-    fn release<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            self.inner.release(key, ticket).await;
-            let step = match key.kind() {
-                kind if kind == self.hooked => self.on_refund.lock().unwrap().take(),
-                _ => None,
-            };
-            if let Some(step) = step {
-                step.await;
-            }
-        })
-    }
-
-    fn fail<'a>(&'a self, key: &'a LimitKey, ticket: Ticket) -> BoxFuture<'a, ()> {
-        self.inner.fail(key, ticket)
-    }
-
-    fn first_denial<'a>(
-        &'a self,
-        key: &'a LimitKey,
-        window: Duration,
-        now: OffsetDateTime,
-    ) -> BoxFuture<'a, bool> {
-        self.inner.first_denial(key, window, now)
-    }
-
-    fn health(&self) -> LimiterHealth {
-        self.inner.health()
-    }
-}
 
 /// What lands between the accepted code and the consumed challenge.
 #[derive(Clone, Copy, Debug)]

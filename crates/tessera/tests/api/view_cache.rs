@@ -12,11 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_app::ports::Clock;
 
+use crate::both_backends;
 use crate::helpers::{
-    Backend, Options, PASSWORD, PrivateRedis, TestApp, assert_problem, redis_prefix, redis_url, s,
+    Backend, Options, PASSWORD, PrivateRedis, TestApp, assert_problem, enroll, enrolled, metric,
+    oathtool, redis_prefix, redis_url, s, until_subscribed,
 };
-use crate::mfa::{enroll, enrolled, oathtool};
-use crate::revocation::{metric, until_subscribed};
 
 const VIEW_HITS: &str = "tessera_user_view_cache_total{result=\"hit\"}";
 const VIEW_MISSES: &str = "tessera_user_view_cache_total{result=\"miss\"}";
@@ -27,25 +27,6 @@ const SESSION_MISSES: &str = "tessera_session_cache_total{result=\"miss\"}";
 /// Not a speed claim: how long a test waits for another node to hear a change before it
 /// calls the change lost.
 const HEARD_WITHIN: Duration = Duration::from_secs(5);
-
-/// Runs one async test body, given the backend, on SQLite and on Postgres.
-macro_rules! each_backend {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                ($body)(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                ($body)(Backend::Postgres).await;
-            }
-        }
-    };
-}
 
 /// (hits, misses, bypasses) of the user-view cache.
 async fn view_counts(app: &TestApp) -> (u64, u64, u64) {
@@ -171,9 +152,9 @@ async fn set_roles(node: &TestApp, admin_at: &str, target: &str, roles: Value) {
     );
 }
 
-each_backend!(
+both_backends!(
     in_the_steady_state_me_and_authorize_answer_from_the_cache_without_reading_the_user,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some(redis) = redis_url() else { return };
         let Some(app) = cached_node(backend, redis).await else {
             return;
@@ -221,9 +202,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     a_role_granted_or_removed_on_one_node_holds_on_the_other_at_once,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some((a, b)) = two_nodes(backend).await else {
             return;
         };
@@ -270,9 +251,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     totp_enabled_or_disabled_on_one_node_holds_on_the_other_at_once,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some((a, b)) = two_nodes(backend).await else {
             return;
         };
@@ -322,9 +303,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     a_recovery_code_used_or_codes_regenerated_on_one_node_show_on_the_other_at_once,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some((a, b)) = two_nodes(backend).await else {
             return;
         };
@@ -359,9 +340,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     a_password_changed_on_one_node_ends_the_other_sessions_there_at_once,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some((a, b)) = two_nodes(backend).await else {
             return;
         };
@@ -386,9 +367,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     a_role_granted_by_the_cli_reaches_a_running_node_at_once,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some(redis) = redis_url() else { return };
         let prefix = redis_prefix();
         let options = Options {
@@ -426,9 +407,9 @@ each_backend!(
     }
 );
 
-each_backend!(
+both_backends!(
     while_the_subscription_is_down_every_view_is_read_from_the_store,
-    |backend| async move {
+    Backend => |backend: Backend| async move {
         let Some(mut redis) = PrivateRedis::start().await else {
             return;
         };

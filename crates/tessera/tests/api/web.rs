@@ -6,40 +6,14 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_app::ports::Clock;
 
-use crate::browser::Browser;
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_cut_off, s};
-use crate::mfa::oathtool;
+use crate::helpers::Browser;
+use crate::helpers::web::{
+    ENTER, TAB, assert_fits_and_labelled, assert_no_token_visible_to_js, response_status, set_up,
+    sign_in, submit_login,
+};
+use crate::helpers::{PASSWORD, TestApp, assert_cut_off, oathtool, s};
 
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-
-/// A server over SQLite, a registered user and a browser; None after a skip notice.
-pub(crate) async fn set_up() -> Option<(TestApp, String, Browser)> {
-    let app = TestApp::spawn(Backend::Sqlite).await?;
-    // Each test has its own database, so one readable address serves (it shows in the
-    // screenshots of the user guide).
-    let email = "ana@example.com".to_owned();
-    app.register(&email, PASSWORD).await;
-    let browser = Browser::start().await?;
-    Some((app, email, browser))
-}
-
-/// Fills and submits the login form (from wherever the browser is).
-pub(crate) async fn submit_login(browser: &Browser, app: &TestApp, email: &str, password: &str) {
-    if browser.path().await != "/login" {
-        browser.open(app, "/login").await;
-    }
-    assert_eq!(browser.count("form#login-form").await, 1);
-    browser.fill("#email", email).await;
-    browser.fill("#password", password).await;
-    browser.click_and_wait("#sign-in").await;
-}
-
-/// Signs in with the password alone and lands on the account page.
-pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, email: &str) {
-    submit_login(browser, app, email, PASSWORD).await;
-    assert_eq!(browser.path().await, "/account/security");
-    assert_eq!(browser.text("h1").await, "Account security");
-}
 
 /// The TOTP code of the next 30 s step: the replay guard takes one code per step and user.
 fn next_code(app: &TestApp, secret: &str) -> Option<String> {
@@ -53,22 +27,6 @@ async fn assert_mfa_status(browser: &Browser, expected: &str) {
     assert!(
         status.contains(expected),
         "#mfa-status says {status:?}, expected {expected:?}"
-    );
-}
-
-/// No token is within reach of page scripts: every cookie is HttpOnly, nothing is stored.
-pub(crate) async fn assert_no_token_visible_to_js(browser: &Browser) {
-    let seen = browser
-        .execute(
-            "return {cookie: document.cookie, local: localStorage.length, \
-             session: sessionStorage.length};",
-        )
-        .await;
-    assert_eq!(
-        seen,
-        json!({"cookie": "", "local": 0, "session": 0}),
-        "on {}",
-        browser.path().await
     );
 }
 
@@ -290,65 +248,6 @@ async fn the_login_page_tells_a_throttled_user_how_long_to_wait() {
     browser.close().await;
 }
 
-/// The HTTP status of the document on screen.
-pub(crate) async fn response_status(browser: &Browser) -> u64 {
-    browser
-        .execute("return performance.getEntriesByType('navigation')[0].responseStatus;")
-        .await
-        .as_u64()
-        .unwrap()
-}
-
-/// The page fits the viewport's width, and every visible control has an accessible name.
-pub(crate) async fn assert_fits_and_labelled(browser: &Browser) {
-    let report = browser
-        .execute(
-            r#"
-            const shown = el => el.getClientRects().length > 0
-                && getComputedStyle(el).visibility !== 'hidden';
-            const aria = el => (el.getAttribute('aria-label') || '').trim() !== ''
-                || (el.getAttribute('aria-labelledby') || '').trim() !== '';
-            const unnamed = [];
-            for (const el of document.querySelectorAll('input, button, select')) {
-                if (el.type === 'hidden' || !shown(el)) continue;
-                let named;
-                if (el.tagName === 'BUTTON') {
-                    named = el.textContent.trim() !== '' || aria(el);
-                } else if (['submit', 'button', 'reset'].includes(el.type)) {
-                    named = (el.value || '').trim() !== '' || aria(el);
-                } else {
-                    named = (el.labels && el.labels.length > 0) || aria(el);
-                }
-                if (!named) unnamed.push(el.outerHTML);
-            }
-            const viewport = document.querySelector('meta[name="viewport"]');
-            return {
-                scrollWidth: document.documentElement.scrollWidth,
-                innerWidth: window.innerWidth,
-                viewport: viewport ? viewport.getAttribute('content') : null,
-                unnamed,
-            };
-            "#,
-        )
-        .await;
-    let path = browser.path().await;
-    assert!(
-        report["scrollWidth"].as_u64() <= report["innerWidth"].as_u64(),
-        "{path} scrolls sideways on a phone: {report}"
-    );
-    assert!(
-        report["viewport"]
-            .as_str()
-            .is_some_and(|v| v.contains("width=device-width")),
-        "{path} has no <meta name=viewport content=\"width=device-width…\">: {report}"
-    );
-    assert_eq!(
-        report["unnamed"],
-        json!([]),
-        "{path} has controls without an accessible name"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_account_page_fits_a_phone_and_labels_every_field() {
     let Some((app, email, browser)) = set_up().await else {
@@ -400,9 +299,6 @@ async fn a_revoked_browser_session_is_sent_back_to_sign_in() {
     browser.screenshot("revoked-session-at-login").await;
     browser.close().await;
 }
-
-pub(crate) const TAB: &str = "\u{e004}";
-pub(crate) const ENTER: &str = "\u{e007}";
 
 /// Sign-in and turning on two-step verification work from the keyboard alone: focus
 /// starts in the first field, Tab follows the visual order, Enter submits.

@@ -5,14 +5,14 @@
 
 use reqwest::StatusCode;
 
-use crate::browser::Browser;
-use crate::helpers::{Backend, PASSWORD, assert_cut_off};
-use crate::notify::spawn_with_sink;
-use crate::pages_reset::reset_link;
-use crate::web::{
+use crate::helpers::Browser;
+use crate::helpers::notify::reset_link;
+use crate::helpers::notify::spawn_with_sink;
+use crate::helpers::web::{
     ENTER, TAB, assert_fits_and_labelled, assert_no_token_visible_to_js, response_status, set_up,
     sign_in, submit_login,
 };
+use crate::helpers::{Backend, PASSWORD, assert_cut_off};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 

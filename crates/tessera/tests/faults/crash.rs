@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::assert_problem;
+use crate::helpers::{Db, assert_problem};
 use crate::node::{Node, PATIENCE, email, master_key, temp_dir};
 use crate::postgres::PrivatePostgres;
 
@@ -33,17 +33,12 @@ const GAPS: &str = "SELECT COUNT(*) FROM sessions s WHERE \
 const LIVE: &str = "SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL";
 const ROTATIONS: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL";
 
-enum Rows {
-    Postgres(sqlx::PgPool),
-    Sqlite(sqlx::SqlitePool),
-}
+struct Rows(Db);
 
 impl Rows {
     async fn count(&self, sql: &'static str) -> i64 {
-        match self {
-            Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        }
+        let rows: Vec<(i64,)> = self.0.rows(sql, &[]).await;
+        rows[0].0
     }
 
     /// Every rotation finished or never started.
@@ -176,7 +171,7 @@ async fn kill_9_during_rotations_leaves_every_session_whole_postgres() {
     let url = pg.url();
     killed_mid_rotation_leaves_no_session_with_two_valid_tokens(
         &url,
-        async || Rows::Postgres(sqlx::PgPool::connect(&url).await.unwrap()),
+        async || Rows(Db::connect(&url).await),
         &dir,
     )
     .await;
@@ -190,7 +185,7 @@ async fn kill_9_during_rotations_leaves_every_session_whole_sqlite() {
     let url = format!("sqlite://{}", file.display());
     killed_mid_rotation_leaves_no_session_with_two_valid_tokens(
         &url,
-        async || Rows::Sqlite(sqlx::SqlitePool::connect(&url).await.unwrap()),
+        async || Rows(Db::connect(&url).await),
         &dir,
     )
     .await;

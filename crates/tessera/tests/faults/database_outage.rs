@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::Response;
 
-use crate::forms::FormClient;
+use crate::helpers::FormClient;
 use crate::helpers::{PASSWORD, assert_problem};
 use crate::node::{Node, email, master_key, temp_dir};
 use crate::postgres::PrivatePostgres;

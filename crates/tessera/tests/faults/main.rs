@@ -9,14 +9,10 @@
 
 mod crash;
 mod database_outage;
-// The HTTP suite's form client (the web pages as a browser without script drives them).
-#[allow(dead_code)]
-#[path = "../api/forms.rs"]
-mod forms;
-// The HTTP suite's helpers (problem assertions, a private redis-server), shared rather
-// than copied; this binary uses only some of them.
-#[allow(dead_code, unused_imports)]
-#[path = "../api/helpers.rs"]
+// The HTTP suite's helpers (problem assertions, a private redis-server, the form client),
+// shared rather than copied; this binary uses only some of them.
+#[allow(dead_code, unused_imports, unused_macros)]
+#[path = "../api/helpers/mod.rs"]
 mod helpers;
 mod node;
 mod postgres;

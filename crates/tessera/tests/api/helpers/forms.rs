@@ -6,26 +6,26 @@ use std::collections::BTreeMap;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 
-use crate::helpers::{PASSWORD, TestApp};
+use super::{PASSWORD, TestApp};
 
 /// A cookie-keeping form client that does not follow redirects, so every answer is seen.
 /// A clone is a copy of the browser's cookies as they are now.
 #[derive(Clone)]
-pub(crate) struct FormClient {
+pub struct FormClient {
     /// `http://host:port` of the server.
     base: String,
-    pub(crate) http: reqwest::Client,
+    pub http: reqwest::Client,
     cookies: BTreeMap<String, String>,
     /// Every `Set-Cookie` line received, for inspection.
-    pub(crate) set_cookies: Vec<String>,
+    pub set_cookies: Vec<String>,
 }
 
 impl FormClient {
-    pub(crate) fn new(app: &TestApp) -> Self {
+    pub fn new(app: &TestApp) -> Self {
         Self::at(app.url(""))
     }
 
-    pub(crate) fn at(base: String) -> Self {
+    pub fn at(base: String) -> Self {
         Self {
             base,
             http: reqwest::Client::builder()
@@ -37,7 +37,7 @@ impl FormClient {
         }
     }
 
-    pub(crate) fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -59,20 +59,16 @@ impl FormClient {
         }
     }
 
-    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+    pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.get(name).cloned()
     }
 
-    pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
         self.get_with(path, &[]).await
     }
 
     /// A GET with extra headers (say, the `Sec-Fetch-Site` a browser would send).
-    pub(crate) async fn get_with(
-        &mut self,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> reqwest::Response {
+    pub async fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut req = self
             .http
             .get(format!("{}{path}", self.base))
@@ -86,14 +82,14 @@ impl FormClient {
     }
 
     /// Posts a form with this client's CSRF token, as the page's own form would.
-    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let csrf = self.cookie("__Host-tessera_csrf").unwrap_or_default();
         let mut form: Vec<(&str, &str)> = vec![("csrf", &csrf)];
         form.extend_from_slice(fields);
         self.post_raw(path, &form, &[]).await
     }
 
-    pub(crate) async fn post_raw(
+    pub async fn post_raw(
         &mut self,
         path: &str,
         form: &[(&str, &str)],
@@ -113,18 +109,18 @@ impl FormClient {
     }
 
     /// Opens the login page and signs in with the tests' password.
-    pub(crate) async fn sign_in(&mut self, email: &str) -> reqwest::Response {
+    pub async fn sign_in(&mut self, email: &str) -> reqwest::Response {
         self.sign_in_with(email, PASSWORD).await
     }
 
-    pub(crate) async fn sign_in_with(&mut self, email: &str, password: &str) -> reqwest::Response {
+    pub async fn sign_in_with(&mut self, email: &str, password: &str) -> reqwest::Response {
         assert_eq!(self.get("/login").await.status(), StatusCode::OK);
         self.post("/login", &[("email", email), ("password", password)])
             .await
     }
 
     /// The value of every cookie set so far, deletions (empty values) left out.
-    pub(crate) fn values_set(&self) -> Vec<String> {
+    pub fn values_set(&self) -> Vec<String> {
         self.set_cookies
             .iter()
             .filter_map(|line| line.split(';').next()?.split_once('='))
@@ -134,23 +130,23 @@ impl FormClient {
     }
 }
 
-pub(crate) fn location(res: &reqwest::Response) -> &str {
+pub fn location(res: &reqwest::Response) -> &str {
     res.headers()["location"].to_str().unwrap()
 }
 
-pub(crate) async fn new_user(app: &TestApp) -> String {
+pub async fn new_user(app: &TestApp) -> String {
     let email = fresh_address("web");
     app.register(&email, PASSWORD).await;
     email
 }
 
 /// A fresh address nobody has used, `prefix-<random>@example.com`.
-pub(crate) fn fresh_address(prefix: &str) -> String {
+pub fn fresh_address(prefix: &str) -> String {
     format!("{prefix}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
 /// The text of the page's `role="alert"` error.
-pub(crate) fn alert(html: &str) -> &str {
+pub fn alert(html: &str) -> &str {
     html.split("role=\"alert\">")
         .nth(1)
         .and_then(|rest| rest.split('<').next())
@@ -158,7 +154,7 @@ pub(crate) fn alert(html: &str) -> &str {
 }
 
 /// The `Retry-After` of a 429, checked to be a wait of at most an hour.
-pub(crate) fn retry_after(res: &reqwest::Response) -> u64 {
+pub fn retry_after(res: &reqwest::Response) -> u64 {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = res.headers()["retry-after"]
         .to_str()

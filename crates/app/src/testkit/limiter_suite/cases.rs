@@ -1,12 +1,4 @@
-//! The rate-limiter conformance suite: every case is an async fn taking a fresh limiter
-//! whose keys are its own. The same fns run unchanged against every backend through
-//! [`limiter_conformance!`](crate::limiter_conformance). Time comes from a
-//! [`ManualClock`]; nothing sleeps.
-//!
-//! Each backend's decisions are compared with `tessera_core::ratelimit::decide` applied
-//! to a list the test keeps itself, so every backend is proven equal to the maths, and
-//! therefore to every other backend. Most cases settle each allowed attempt as a failure
-//! at once (`allow_n`); the pending state has cases of its own.
+//! The cases of the limiter suite; the list of those that run is `__limiter_suite_cases!`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -18,8 +10,8 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::ManualClock;
 use crate::ports::{Clock, LimiterHealth, RateLimiter, Ticket};
+use crate::testkit::ManualClock;
 
 /// Where every case's time starts: a fixed instant with a non-zero microsecond part.
 const T0: OffsetDateTime = datetime!(2026-03-01 09:15:30.123456 UTC);
@@ -500,8 +492,28 @@ pub async fn the_first_denial_is_reported_once_per_window_and_again_after_it_pas
     assert!(limiter.first_denial(&other, WINDOW, clock.now()).await);
 }
 
-/// A limiter whose backend answers reports itself healthy.
+/// Ok health goes with deciding: a limiter reports Ok (and its probe, which asks the
+/// backend now, agrees) while it allows up to the limit and denies past it, and a denial
+/// is a decision, not a fault. An allow-all or deny-all limiter with a constant health
+/// fails here.
 pub async fn a_limiter_whose_backend_answers_reports_ok_health<L: RateLimiter>(limiter: L) {
-    limiter.reserve(&ip(11), THREE, T0, ticket()).await;
-    assert_eq!(limiter.health(), LimiterHealth::Ok);
+    let key = ip(11);
+    assert_eq!(
+        limiter.probe().await,
+        LimiterHealth::Ok,
+        "before any attempt"
+    );
+    allow_n(&limiter, &key, THREE, T0, 3).await;
+    assert_eq!(limiter.health(), LimiterHealth::Ok, "after three allowed");
+    assert_eq!(
+        limiter.reserve(&key, THREE, T0, ticket()).await,
+        deny(WINDOW)
+    );
+    assert!(limiter.first_denial(&key, WINDOW, T0).await);
+    assert_eq!(limiter.health(), LimiterHealth::Ok, "after a denial");
+    assert_eq!(
+        limiter.probe().await,
+        LimiterHealth::Ok,
+        "probed after a denial"
+    );
 }

@@ -12,7 +12,7 @@
 #[path = "../src/pgbench.rs"]
 mod pgbench;
 #[allow(dead_code)]
-#[path = "../src/redis_limit.rs"]
+#[path = "../src/redis_limit/mod.rs"]
 mod redis_limit;
 
 use std::path::Path;

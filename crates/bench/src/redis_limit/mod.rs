@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use redis::aio::MultiplexedConnection;
-use redis::{ConnectionAddr, ConnectionInfo};
 use tessera_adapters::{MemoryLimiter, RedisLimiter, SystemClock};
 use tessera_app::ports::{Clock as _, RateLimiter, Ticket};
 use tessera_core::ratelimit::{Decision, LimitKey, PENDING_LEASE, Policy};

@@ -10,8 +10,7 @@ use serde_json::Value;
 use tessera_app::AppError;
 use tessera_server::ui::views::failure_page;
 
-use crate::forms::{FormClient, new_user};
-use crate::helpers::{Backend, TestApp, s};
+use crate::helpers::{Backend, FormClient, TestApp, new_user, s};
 
 const OUR_SIDE: &str = "went wrong on our side";
 

@@ -20,6 +20,7 @@ pub mod ui;
 use axum::Router;
 use axum::http::Request;
 use tessera_app::ports::Store;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -61,8 +62,14 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The whole application, ready to serve.
+///
+/// The cross-cutting layers wrap the router once, as one service, rather than through
+/// `Router::layer`, which wraps every route on its own: there each request cloned its
+/// route's boxed stack layer by layer, about half of the ~110 allocations a `GET /v1/me`
+/// made (docs/performance.md, "Allocations per request"). The route template, which only
+/// the router knows, reaches them through `middleware::matched_route`.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(api::auth::router())
         .merge(api::me::router())
         .merge(api::reset::router())
@@ -74,32 +81,38 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .merge(ui::router(state.clone()))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            middleware::track_metrics::<S>,
+        .layer(axum::middleware::from_fn(middleware::matched_route))
+        .with_state(state.clone());
+    let layered = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(
+            middleware::REQUEST_ID,
+            MakeRequestUuid,
         ))
-        .layer(axum::middleware::from_fn(middleware::security_headers))
-        .layer(axum::middleware::from_fn(middleware::log_faults))
-        .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
-        .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // Method and route template only: no query string, no headers (tokens).
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map_or("unmatched", |p| p.as_str());
+                // The route is recorded once the router has matched it.
                 let id = req
                     .headers()
                     .get(middleware::REQUEST_ID)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("-");
-                tracing::info_span!("request", method = %req.method(), route, request_id = id)
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    route = tracing::field::Empty,
+                    request_id = id
+                )
             }),
         )
-        .layer(SetRequestIdLayer::new(
-            middleware::REQUEST_ID,
-            MakeRequestUuid,
+        .layer(PropagateRequestIdLayer::new(middleware::REQUEST_ID))
+        .layer(CatchPanicLayer::custom(middleware::panic_to_problem))
+        .layer(axum::middleware::from_fn(middleware::log_faults))
+        .layer(axum::middleware::from_fn(middleware::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::track_metrics::<S>,
         ))
-        .with_state(state)
+        .service(routes);
+    Router::new().fallback_service(layered)
 }

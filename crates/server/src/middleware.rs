@@ -25,17 +25,33 @@ pub async fn track_metrics<S: Store>(
     req: Request,
     next: Next,
 ) -> axum::response::Response {
-    // A clone of the matched path shares its string; nothing is copied per request.
-    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let started = Instant::now();
     let res = next.run(req).await;
     state.metrics.observe_request(
         &method,
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        res.extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str),
         res.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
+    res
+}
+
+/// Runs inside the router, where the route template is known: names it in the request's
+/// span (so everything logged while handling it carries the route) and hands it to the
+/// layers outside on the response. A clone of the matched path shares its string.
+pub async fn matched_route(req: Request, next: Next) -> axum::response::Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    tracing::Span::current().record(
+        "route",
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+    );
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
     res
 }
 
@@ -43,15 +59,14 @@ pub async fn track_metrics<S: Store>(
 /// holds only what `problem.rs` put there, the source chain of an internal or storage
 /// error: never a request's body or headers, where the secrets are.
 pub async fn log_faults(req: Request, next: Next) -> axum::response::Response {
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_owned();
+    // A shared copy of the header (no allocation); read as text only if there is a fault.
+    let id = req.headers().get(REQUEST_ID).cloned();
     let mut res = next.run(req).await;
     // Taken off, so a second pass (a nested router) cannot log it again.
-    let faults = res.extensions_mut().remove::<Faults>().unwrap_or_default();
+    let Some(faults) = res.extensions_mut().remove::<Faults>() else {
+        return res;
+    };
+    let request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-");
     for fault in faults.0 {
         match fault {
             Fault::Internal(chain) => {

@@ -101,12 +101,7 @@ both_limiters!(
     None,
     |app: Arc<TestApp>| async move {
         app.register("owner@example.com", PASSWORD).await;
-        let first: Value = app
-            .login("owner@example.com", PASSWORD, "phone")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let first = app.login_ok("owner@example.com", PASSWORD, "phone").await;
         let device_token = first["device_token"].as_str().unwrap().to_owned();
         assert!(device_token.starts_with("dt1."), "{first}");
 
@@ -143,19 +138,9 @@ both_limiters!(
     |app: Arc<TestApp>| async move {
         app.register("owner@example.com", PASSWORD).await;
         app.register("other@example.com", PASSWORD).await;
-        let own: Value = app
-            .login("owner@example.com", PASSWORD, "phone")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let own = app.login_ok("owner@example.com", PASSWORD, "phone").await;
         let own = own["device_token"].as_str().unwrap().to_owned();
-        let foreign: Value = app
-            .login("other@example.com", PASSWORD, "phone")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let foreign = app.login_ok("other@example.com", PASSWORD, "phone").await;
         let foreign = foreign["device_token"].as_str().unwrap().to_owned();
         // The same token with one character of its tag changed.
         let mut forged = own.clone();

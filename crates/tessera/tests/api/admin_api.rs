@@ -11,12 +11,7 @@ use crate::helpers::{PASSWORD, TestApp, assert_problem, enrolled, enrolled_admin
 async fn admin_and_target(app: &TestApp) -> Option<(String, String, Value, Value)> {
     let admin_at = enrolled_admin(app).await?;
     let (target_email, target_login, _, codes) = enrolled(app, "target-phone").await?;
-    let pending: Value = app
-        .login(&target_email, PASSWORD, "target-laptop")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = app.login_ok(&target_email, PASSWORD, "target-laptop").await;
     let second: Value = login_mfa(app, &s(&pending, "mfa_token"), &codes[0])
         .await
         .json()
@@ -77,12 +72,7 @@ both_backends!(
         for token in [s(&target_login, "access_token"), s(&second, "access_token")] {
             assert_problem(app.get_auth("/v1/me", &token).await, 401, "session_revoked").await;
         }
-        let fresh: Value = app
-            .login(&target_email, PASSWORD, "target-new")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let fresh = app.login_ok(&target_email, PASSWORD, "target-new").await;
         assert_eq!(fresh["status"], "authenticated");
         assert_eq!(app.count_events("mfa_reset_by_admin").await, 1);
 

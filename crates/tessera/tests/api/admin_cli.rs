@@ -59,12 +59,7 @@ both_backends!(
             "session_revoked",
         )
         .await;
-        let fresh: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let fresh = app.login_ok(&email, PASSWORD, "d2").await;
         assert_eq!(fresh["status"], "authenticated");
         let me: Value = app
             .get_auth("/v1/me", &s(&fresh, "access_token"))

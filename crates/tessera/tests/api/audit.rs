@@ -122,12 +122,7 @@ async fn activity(app: &TestApp) -> Option<String> {
     let res = app.login(&email, "not the password", "laptop").await;
     assert_problem(res, 401, "invalid_credentials").await;
     app.clock.advance(Duration::seconds(30));
-    let pending: Value = app
-        .login(&email, PASSWORD, "phone")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = app.login_ok(&email, PASSWORD, "phone").await;
     let code = oathtool(&secret, app.clock.now())?;
     let res = login_mfa(app, &s(&pending, "mfa_token"), &code).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -233,12 +228,7 @@ both_backends!(
             .await;
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
         app.clock.set(today);
-        let live: Value = app
-            .login(&email, PASSWORD, "phone")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let live = app.login_ok(&email, PASSWORD, "phone").await;
         let user = user_id(&app, &s(&live, "access_token")).await;
 
         let db = Db::open(&app).await;

@@ -76,12 +76,7 @@ both_backends!(a_totp_code_is_accepted_once, |app: TestApp| async move {
         return;
     };
     for (device, expected) in [("d2", 200), ("d3", 401)] {
-        let pending: Value = app
-            .login(&email, PASSWORD, device)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, device).await;
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &code).await;
         assert_eq!(res.status().as_u16(), expected, "{device}");
         if expected == 401 {
@@ -96,12 +91,7 @@ both_backends!(
         let Some((email, _, _, codes)) = enrolled(&app, "d1").await else {
             return;
         };
-        let pending: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
         let typed = codes[0].to_uppercase().replace('-', " ");
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &typed).await;
         assert_eq!(res.status(), StatusCode::OK);
@@ -113,12 +103,7 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(me["mfa"]["recovery_codes_remaining"], 9);
-        let pending: Value = app
-            .login(&email, PASSWORD, "d3")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d3").await;
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
         assert_problem(res, 401, "invalid_mfa_code").await;
         assert_eq!(app.count_events("recovery_code_used").await, 1);
@@ -131,12 +116,7 @@ both_backends!(
         let Some((email, _, secret, _)) = enrolled(&app, "d1").await else {
             return;
         };
-        let pending: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
         app.clock.advance(time::Duration::seconds(301));
         let Some(code) = oathtool(&secret, app.clock.now()) else {
             return;
@@ -155,12 +135,7 @@ both_backends!(
             return;
         };
         next_step(&app);
-        let pending: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
         let token = s(&pending, "mfa_token");
         let Some(code) = oathtool(&secret, app.clock.now()) else {
             return;
@@ -184,12 +159,7 @@ both_backends!(
             return;
         };
         // Someone with the old password reaches the second step on another device...
-        let pending: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
         // ...then the owner changes the password from their session.
         let res = app
             .post_auth(

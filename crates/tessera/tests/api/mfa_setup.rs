@@ -225,12 +225,7 @@ both_backends!(
             me["mfa"],
             json!({"totp_enabled": false, "recovery_codes_remaining": 0})
         );
-        let res: Value = app
-            .login(&email, PASSWORD, "d3")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let res = app.login_ok(&email, PASSWORD, "d3").await;
         assert_eq!(res["status"], "authenticated");
         assert_eq!(app.count_events("mfa_disabled").await, 1);
     }
@@ -249,12 +244,7 @@ both_backends!(
         assert_eq!(res.status(), StatusCode::OK);
         let new: Value = res.json().await.unwrap();
         assert_eq!(new["recovery_codes"].as_array().unwrap().len(), 10);
-        let pending: Value = app
-            .login(&email, PASSWORD, "d2")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &old[1]).await;
         assert_problem(res, 401, "invalid_mfa_code").await;
         app.clock.advance(time::Duration::seconds(301));

@@ -178,12 +178,7 @@ async fn rekey_under_new_key(a: TestApp) {
         "a token signed before the rotation still verifies"
     );
     b.clock.advance(time::Duration::seconds(60));
-    let pending: Value = b
-        .login(&email, crate::helpers::PASSWORD, "d2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let pending = b.login_ok(&email, crate::helpers::PASSWORD, "d2").await;
     assert_eq!(pending["status"], "mfa_required");
     let Some(code) = oathtool(&secret, b.clock.now()) else {
         return;

@@ -198,9 +198,21 @@ pub fn page_after<T: Template>(failure: Option<&Failure>, template: &T) -> Respo
 pub fn failure_page(e: AppError) -> Response {
     let failure = Failure::from_error(e);
     failure.respond(&ErrorPage {
-        title: "Something went wrong",
+        title: heading_for(failure.status),
         message: failure.message.clone(),
     })
+}
+
+/// The heading says whose move it is; "went wrong" is kept for our own faults, as in
+/// `message_for`.
+fn heading_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "Please confirm it is you",
+        403 => "Not allowed",
+        429 => "Too many attempts",
+        500.. => "Something went wrong",
+        _ => "That did not work",
+    }
 }
 
 /// The answer to a form whose CSRF token does not match.

@@ -28,7 +28,9 @@ async fn a_refused_action_reads_as_not_allowed_not_as_our_fault() {
     let (status, html) = page_of(AppError::Forbidden).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("not allowed"), "{html}");
+    assert!(html.contains("Not allowed"), "the heading: {html}");
     assert!(!html.contains(OUR_SIDE), "{html}");
+    assert!(!html.contains("Something went wrong"), "{html}");
 
     let (status, html) = page_of(AppError::MfaEnrollmentRequired).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -43,7 +45,24 @@ async fn a_step_up_page_asks_for_an_authenticator_code_and_says_where() {
     assert!(html.contains("code from your authenticator app"), "{html}");
     assert!(html.contains("account security page"), "{html}");
     assert!(html.contains("href=\"/account/security\""), "{html}");
+    assert!(
+        html.contains("Please confirm it is you"),
+        "the heading: {html}"
+    );
     assert!(!html.contains(OUR_SIDE), "{html}");
+    assert!(!html.contains("Something went wrong"), "{html}");
+}
+
+#[tokio::test]
+async fn only_our_own_fault_is_headed_as_something_that_went_wrong() {
+    let (status, html) = page_of(AppError::Internal("a broken row".into())).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(html.contains("Something went wrong"), "{html}");
+    assert!(!html.contains("a broken row"), "{html}");
+
+    let (status, html) = page_of(AppError::InvalidCredentials).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!html.contains("Something went wrong"), "{html}");
 }
 
 /// Every log line written while the guard of `capture` lives on this thread, as JSON.

@@ -140,7 +140,15 @@ impl<S: Store> App<S> {
             .reserve(&budgets, Subject::Account(&input.email), ctx)
             .await?;
 
-        let user = self.store.get_user_by_email(&input.email).await?;
+        let user = match self.store.get_user_by_email(&input.email).await {
+            Ok(user) => user,
+            Err(e) => {
+                // Nothing was checked, so nothing is spent: a database outage must not
+                // lock out everyone who kept trying through it, any more than overload.
+                reserved.refund().await;
+                return Err(e.into());
+            }
+        };
         // An unknown address pays one verification too, so timing does not tell.
         let hash = user
             .as_ref()

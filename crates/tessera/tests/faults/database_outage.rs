@@ -100,6 +100,18 @@ async fn postgres_stopped_mid_run_answers_503_and_the_same_node_recovers() {
     for cookie in [SESSION_COOKIE, REFRESH_COOKIE] {
         assert!(browser.cookie(cookie).is_some(), "{cookie} was removed");
     }
+    // Someone who keeps trying through the outage checks nothing and spends nothing: five
+    // more attempts (six with the one above, past the budget of five) are each a 503,
+    // never a 429, and the sign-in after the outage goes through.
+    let retries = (0..5).map(|_| {
+        client
+            .post(node.url("/v1/auth/login"))
+            .json(&serde_json::json!({"email": who, "password": PASSWORD, "device_id": "phone"}))
+            .send()
+    });
+    for retry in futures::future::join_all(retries).await {
+        assert_unavailable(retry, "a login retried through the outage").await;
+    }
 
     pg.start_again();
 

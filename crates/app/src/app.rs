@@ -312,7 +312,8 @@ impl<S: Store> App<S> {
 
     /// Drops these sessions from this node's cache and tells the other nodes to do the
     /// same: after a revocation, and after any write that changes what `authenticate`
-    /// hands out (MFA time, idle deadline).
+    /// hands out (the MFA time). A rotation, which only moves the idle deadline later,
+    /// drops this node's copy alone (`refresh::rotated`).
     pub(crate) async fn session_changed(&self, sessions: &[SessionId]) {
         if sessions.is_empty() {
             return;
@@ -430,7 +431,10 @@ impl<S: Store> App<S> {
         detail: serde_json::Value,
         notice: NoticeContent<'_>,
     ) -> Result<(), AppError> {
-        if !self.notice_allowed(user.id, kind).await {
+        // A notice carrying a secret (the reset link) is one the user asked for, limited by
+        // its own budget; were it withheld, the link it replaced would be dead and the new
+        // one never sent.
+        if notice.secret.is_none() && !self.notice_allowed(user.id, kind).await {
             // Still recorded (dashboard, audit trail), marked so a reader knows no message
             // went out for it.
             let mut detail = detail;

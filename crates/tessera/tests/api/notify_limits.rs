@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use tessera_core::ratelimit::Policy;
 
 use crate::both_backends;
-use crate::helpers::notify::{drained, mails_of, spawn_with_sink};
+use crate::helpers::notify::{
+    configure, drained, mails_of, spawn_with_sink, spawn_with_sink_configured,
+};
 use crate::helpers::{Backend, PASSWORD, TestApp, s};
 
 const NEW_DEVICE: &str = "New sign-in to your account";
@@ -75,4 +77,51 @@ async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_the
 both_backends!(
     a_flood_of_new_device_sign_ins_sends_at_most_the_budget,
     Backend => a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all
+);
+
+/// One notice an hour, three resets: past the notice budget.
+fn one_notice_three_resets(config: &mut tessera::config::Config) {
+    configure(config);
+    config.notice_limit = 1;
+    config.reset_account_limit = 3;
+}
+
+/// A reset link replaces the one before it, so it is never withheld by the notice budget
+/// (its own budget limits it): each request the reset budget allows mails a link.
+async fn every_reset_the_budget_allows_mails_its_link(backend: Backend) {
+    let Some((app, sink)) = spawn_with_sink_configured(backend, one_notice_three_resets).await
+    else {
+        return;
+    };
+    let email = format!("resets-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    for _ in 0..3 {
+        let res = app
+            .post("/v1/password-reset", json!({"email": email}))
+            .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let mails = sink.mails().len();
+        // The link is made in the background and then delivered: wait for it, bounded.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while sink.mails().len() == mails {
+            assert!(tokio::time::Instant::now() < deadline, "no reset mail");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    drained(&app).await;
+    let links: Vec<_> = sink
+        .mails()
+        .into_iter()
+        .filter(|m| m.rcpt_to == [email.clone()])
+        .collect();
+    assert_eq!(links.len(), 3, "every allowed reset sends its link");
+    for mail in links {
+        let text = mail.part("text/plain").unwrap();
+        assert!(text.contains("/reset-password?token="), "{text}");
+    }
+}
+
+both_backends!(
+    every_reset_the_budget_allows_mails_its_link_whatever_the_notice_budget,
+    Backend => every_reset_the_budget_allows_mails_its_link
 );

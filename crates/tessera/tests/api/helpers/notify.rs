@@ -25,7 +25,7 @@ tokio::task_local! {
     static CHANNELS: Channels;
 }
 
-fn configure(config: &mut Config) {
+pub fn configure(config: &mut Config) {
     CHANNELS.with(|c| {
         config.notify = ChannelSettings::from_raw(
             c.smtp.as_deref(),
@@ -130,12 +130,26 @@ pub async fn one_more(
 
 /// A server whose email goes to a fresh in-process SMTP sink; None after a skip notice.
 pub async fn spawn_with_sink(backend: Backend) -> Option<(TestApp, SmtpSink)> {
+    spawn_with_sink_configured(backend, configure).await
+}
+
+/// As `spawn_with_sink`, configured by `configure_with`, which calls [`configure`] first.
+pub async fn spawn_with_sink_configured(
+    backend: Backend,
+    configure_with: fn(&mut Config),
+) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start().await;
     let channels = Channels {
         smtp: Some(sink.url()),
         webhook: None,
     };
-    let app = spawn_notifying(backend, channels).await?;
+    let options = Options {
+        configure: Some(configure_with),
+        ..options(None)
+    };
+    let app = CHANNELS
+        .scope(channels, TestApp::spawn_with(backend, options))
+        .await?;
     Some((app, sink))
 }
 

@@ -91,9 +91,11 @@ impl Application {
         let (router, outbox) = match backend {
             Backend::Sqlite(store) => {
                 // Alone on its file, a server learns of other processes' writes (the
-                // admin CLI) by watching the file; several servers need Redis.
-                let watch: Arc<dyn RevocationBus> = Arc::new(store.watch());
-                router(store, config, clock, Some(watch)).await?
+                // admin CLI) by watching the file; several servers need Redis. With the
+                // cache off there is nothing to keep true, so nothing to watch.
+                let watch = (config.session_cache_ttl_secs > 0)
+                    .then(|| Arc::new(store.watch()) as Arc<dyn RevocationBus>);
+                router(store, config, clock, watch).await?
             }
             Backend::Postgres(store) => router(store, config, clock, None).await?,
         };

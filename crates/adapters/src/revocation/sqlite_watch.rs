@@ -62,7 +62,12 @@ async fn look(writer: &SqlitePool) -> Result<Look, sqlx::Error> {
     .await
     {
         Ok(Some(version)) => Ok(Look::Version(version)),
-        Ok(None) | Err(_) => {
+        // Only a missing (or empty) marker means a new connection; any other failure is
+        // reported and waited out, never taken for one, which would look again at once.
+        Err(sqlx::Error::Database(e)) if !e.message().contains("no such table") => {
+            Err(sqlx::Error::Database(e))
+        }
+        Err(sqlx::Error::Database(_)) | Ok(None) => {
             sqlx::query("CREATE TEMP TABLE IF NOT EXISTS tessera_watch_marker (x INTEGER)")
                 .execute(&mut *conn)
                 .await?;
@@ -74,6 +79,7 @@ async fn look(writer: &SqlitePool) -> Result<Look, sqlx::Error> {
             .await?;
             Ok(Look::NewConnection)
         }
+        Err(e) => Err(e),
     }
 }
 
@@ -91,14 +97,16 @@ impl RevocationBus for SqliteWatch {
             (self.writer.clone(), self.period, Arc::clone(&self.watching));
         tokio::spawn(async move {
             let mut last: Option<i64> = None;
+            let mut failing = false;
             loop {
                 match look(&writer).await {
-                    Ok(Look::Version(version)) if last == Some(version) => {}
+                    Ok(Look::Version(version)) if last == Some(version) => failing = false,
                     Ok(Look::Version(version)) => {
                         // Another process wrote (or this is the first look): nothing
                         // cached before now is trusted.
                         sink.lost();
                         last = Some(version);
+                        failing = false;
                         sink.connected();
                     }
                     Ok(Look::NewConnection) => {
@@ -108,7 +116,8 @@ impl RevocationBus for SqliteWatch {
                         continue;
                     }
                     Err(e) => {
-                        if last.take().is_some() {
+                        last = None;
+                        if !std::mem::replace(&mut failing, true) {
                             tracing::warn!(
                                 error = &e as &dyn std::error::Error,
                                 "cannot watch the database for other processes' changes; \

@@ -97,7 +97,7 @@ opaque_token!(
 /// so a recovery-code hash cannot stand where a token hash is expected; equality is
 /// constant-time and `Debug` prints a short prefix at most.
 ///
-/// ```compile_fail
+/// ```compile_fail,E0308
 /// use tessera_core::mfa::recovery::{RecoveryCode, RecoveryCodeHash};
 /// use tessera_core::secret::TokenHash;
 /// let code: RecoveryCodeHash = RecoveryCode::from_random([0; 10]).hash();

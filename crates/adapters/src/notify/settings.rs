@@ -264,6 +264,8 @@ pub(super) fn unescape_hex(s: &str, escape: u8) -> Vec<u8> {
     while i < bytes.len() {
         if bytes[i] == escape
             && let Some(hex) = s.get(i + 1..i + 3)
+            // from_str_radix alone would also take "+1".
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
             && let Ok(b) = u8::from_str_radix(hex, 16)
         {
             out.push(b);
@@ -286,6 +288,8 @@ mod tests {
     fn hex_escapes_decode_under_either_escape_and_a_broken_one_stays() {
         assert_eq!(unescape_hex("me%40x%3a%zz%4", b'%'), b"me@x:%zz%4");
         assert_eq!(unescape_hex("caf=C3=A9 =3D=", b'='), "café ==".as_bytes());
+        // A sign is not a hex digit, although from_str_radix would take it.
+        assert_eq!(unescape_hex("a%+1b", b'%'), b"a%+1b");
     }
 
     #[test]

@@ -12,14 +12,7 @@ both_backends!(
     a_token_verifies_with_an_independent_library_through_the_jwks,
     |app: TestApp| async move {
         let (_, login) = app.signed_in_user("d1").await;
-        let res = app
-            .client
-            .get(app.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        let raw: Value = res.json().await.unwrap();
+        let raw = app.get_json("/.well-known/jwks.json").await;
         let key = &raw["keys"][0];
         assert_eq!(
             (
@@ -103,15 +96,7 @@ async fn the_openapi_document_lists_every_endpoint_and_every_problem_code() {
     let Some(app) = TestApp::spawn(Backend::Sqlite).await else {
         return;
     };
-    let doc: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.get_json("/openapi.json").await;
     let paths = doc["paths"].as_object().unwrap();
     for (method, path) in [
         ("post", "/v1/users"),

@@ -70,16 +70,7 @@ fn text(out: &Output) -> String {
 }
 
 async fn kid(app: &TestApp) -> Value {
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    jwks["keys"][0]["kid"].clone()
+    app.get_json("/.well-known/jwks.json").await["keys"][0]["kid"].clone()
 }
 
 fn with_keys(current: &str, previous: &[&str]) -> Options {

@@ -1,20 +1,15 @@
 //! The audit chain: events link into one unforked chain per user, whatever the
 //! concurrency, and retention deletes only chain prefixes, recording where it stopped.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use tessera_core::event::EventKind;
 use tessera_core::ids::{EventId, SessionId, UserId};
 use time::{Duration, OffsetDateTime};
-use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use super::{T0, given_user, random};
+use super::{RACERS, T0, given_user, race, random};
 use crate::audit::{ChainHash, link};
 use crate::ports::{ChainBounds, ChainedEvent, PurgeCutoffs, SecurityEvent, Store};
-
-const RACERS: usize = 16;
 
 pub(crate) fn event_at(user: UserId, at: OffsetDateTime) -> SecurityEvent {
     SecurityEvent {
@@ -72,19 +67,14 @@ pub(crate) fn assert_links_from(
 /// the chain's head is its last event.
 pub async fn sixteen_concurrent_events_of_one_user_form_one_unforked_chain<S: Store>(store: S) {
     let user = given_user(&store).await;
-    let start = Arc::new(Barrier::new(RACERS));
-    let mut racers = JoinSet::new();
-    let mut written = Vec::new();
-    for i in 0..RACERS {
-        let e = event_at(user, T0 + Duration::seconds(i as i64));
-        written.push(e.clone());
-        let (store, start) = (store.clone(), start.clone());
-        racers.spawn(async move {
-            start.wait().await;
-            store.insert_event(&e, None).await.unwrap();
-        });
-    }
-    racers.join_all().await;
+    let written: Vec<SecurityEvent> = (0..RACERS)
+        .map(|i| event_at(user, T0 + Duration::seconds(i as i64)))
+        .collect();
+    race(&store, RACERS, |store, i| {
+        let e = written[i].clone();
+        async move { store.insert_event(&e, None).await.unwrap() }
+    })
+    .await;
 
     let chain = chain_of(&store, user).await;
     assert_eq!(chain.len(), RACERS);

@@ -1,9 +1,7 @@
 //! TOTP factors (pending, enabled, the replay guard), recovery codes, login second-step
 //! challenges, and recording an MFA on a session.
 
-use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::Arc;
 
 use tessera_core::ids::{DeviceName, SessionId, UserId};
 use tessera_core::jwt::Assurance;
@@ -11,10 +9,8 @@ use tessera_core::mfa::recovery::{RECOVERY_CODES, RecoveryCode, RecoveryCodeHash
 use tessera_core::password::PasswordHash;
 use tessera_core::session::RevokeReason;
 use time::{Duration, OffsetDateTime};
-use tokio::sync::Barrier;
-use tokio::task::JoinSet;
 
-use super::{T0, device, given_user, hex, random, session_on, token_hash};
+use super::{T0, device, given_user, hex, race, random, session_on, token_hash};
 use crate::ports::{Clock, MfaChallenge, MfaRecord, Store};
 use crate::testkit::ManualClock;
 
@@ -70,29 +66,6 @@ pub(super) async fn enrolled<S: Store>(store: &S) -> (UserId, Vec<u8>, Vec<Recov
     store.replace_pending_totp(user, &secret, T0).await.unwrap();
     assert!(store.enable_totp(user, STEP, &codes, T0).await.unwrap());
     (user, secret, codes)
-}
-
-/// Runs `n` attempts at once (released together by a barrier), each given its index, and
-/// returns their results in index order.
-pub(super) async fn race<S, T, F, Fut>(store: &S, n: usize, attempt: F) -> Vec<T>
-where
-    S: Store,
-    T: Send + 'static,
-    F: Fn(S, usize) -> Fut,
-    Fut: Future<Output = T> + Send + 'static,
-{
-    let start = Arc::new(Barrier::new(n));
-    let mut racers = JoinSet::new();
-    for i in 0..n {
-        let (attempt, start) = (attempt(store.clone(), i), start.clone());
-        racers.spawn(async move {
-            start.wait().await;
-            (i, attempt.await)
-        });
-    }
-    let mut outcomes = racers.join_all().await;
-    outcomes.sort_by_key(|(i, _)| *i);
-    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 pub(super) fn wins(outcomes: &[bool]) -> usize {

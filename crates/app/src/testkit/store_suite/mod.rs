@@ -55,27 +55,30 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ports::{NewSession, NewUser, RefreshSwap, Store};
 
-/// Runs `attempt` once per input, all released at the same instant (a barrier), and
-/// returns each input's index with its result, in no particular order.
-pub(crate) async fn race<S, T, R, F, Fut>(store: &S, inputs: &[T], attempt: F) -> Vec<(usize, R)>
+/// How many attempts the concurrency cases race.
+pub(crate) const RACERS: usize = 16;
+
+/// Runs `n` attempts at once (released together by a barrier), each given its index, and
+/// returns their results in index order.
+pub(crate) async fn race<S, T, F, Fut>(store: &S, n: usize, attempt: F) -> Vec<T>
 where
     S: Store,
-    T: Clone + Send + 'static,
-    R: Send + 'static,
-    F: Fn(S, T) -> Fut,
-    Fut: std::future::Future<Output = R> + Send + 'static,
+    T: Send + 'static,
+    F: Fn(S, usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
 {
-    let start = std::sync::Arc::new(tokio::sync::Barrier::new(inputs.len()));
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(n));
     let mut racers = tokio::task::JoinSet::new();
-    for (i, input) in inputs.iter().cloned().enumerate() {
-        let run = attempt(store.clone(), input);
-        let start = start.clone();
+    for i in 0..n {
+        let (attempt, start) = (attempt(store.clone(), i), start.clone());
         racers.spawn(async move {
             start.wait().await;
-            (i, run.await)
+            (i, attempt.await)
         });
     }
-    racers.join_all().await
+    let mut outcomes = racers.join_all().await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 /// Where every case's time starts: a fixed instant with a non-zero microsecond part.

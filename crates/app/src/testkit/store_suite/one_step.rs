@@ -6,7 +6,9 @@ use tessera_core::secret::TokenHash;
 use tessera_core::session::RevokeReason;
 use time::{Duration, OffsetDateTime};
 
-use super::{ABSOLUTE, IDLE, T0, given_user, race, random, rotation, session_on, token_hash};
+use super::{
+    ABSOLUTE, IDLE, RACERS, T0, given_user, race, random, rotation, session_on, token_hash,
+};
 use crate::ports::{CurrentRotation, Store, SwapOutcome};
 
 /// A one-step rotation of `presented` at `now`, as the refresh use case builds it.
@@ -196,8 +198,6 @@ pub async fn only_the_current_token_of_a_live_session_rotates_in_one_step<S: Sto
     }
 }
 
-const RACERS: usize = 16;
-
 /// Of 16 concurrent one-step rotations of the same token, exactly one wins, and the
 /// losers leave no trace.
 pub async fn exactly_one_of_sixteen_concurrent_one_step_rotations_wins<S: Store>(store: S) {
@@ -208,11 +208,13 @@ pub async fn exactly_one_of_sixteen_concurrent_one_step_rotations_wins<S: Store>
     let steps: Vec<CurrentRotation> = (0..RACERS)
         .map(|_| one_step(login.refresh_hash, now))
         .collect();
-    let won: Vec<usize> = race(&store, &steps, |store, step| async move {
-        store.rotate_current(&step).await.unwrap().is_some()
+    let won: Vec<usize> = race(&store, steps.len(), |store, i| {
+        let step = steps[i].clone();
+        async move { store.rotate_current(&step).await.unwrap().is_some() }
     })
     .await
     .into_iter()
+    .enumerate()
     .filter_map(|(i, won)| won.then_some(i))
     .collect();
     assert_eq!(won.len(), 1, "exactly one must win, got {won:?}");

@@ -4,7 +4,8 @@
 use time::Duration;
 
 use super::T0;
-use super::mfa::{STEP, codes, enrolled, mfa, race, remaining, sealed};
+use super::mfa::{STEP, codes, enrolled, mfa, remaining, sealed};
+use super::race;
 use crate::ports::Store;
 use tessera_core::mfa::recovery::RecoveryCodeHash;
 

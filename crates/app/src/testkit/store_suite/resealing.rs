@@ -4,8 +4,8 @@
 use tessera_core::ids::KeyId;
 use time::Duration;
 
-use super::mfa::{STEP, codes, race, sealed, wins};
-use super::{T0, given_user};
+use super::mfa::{STEP, codes, sealed, wins};
+use super::{T0, given_user, race};
 use crate::ports::{MfaRecord, SealedTotp, Store, StoredSigningKey};
 
 fn signing_key(seed_byte: u8) -> StoredSigningKey {

@@ -3,10 +3,8 @@
 use tessera_core::session::RevokeReason;
 use time::Duration;
 
-use super::{T0, given_user, race, rotation, session_on, token_hash};
+use super::{RACERS, T0, given_user, race, rotation, session_on, token_hash};
 use crate::ports::{RefreshSwap, Store, SwapOutcome};
-
-const RACERS: usize = 16;
 
 /// Of 16 concurrent rotations presenting the same current token, each with its own
 /// successor, exactly one wins; the winner's successor becomes current at generation 1.
@@ -19,14 +17,16 @@ pub async fn exactly_one_of_sixteen_concurrent_rotations_wins<S: Store>(store: S
     let swaps: Vec<RefreshSwap> = (0..RACERS)
         .map(|_| rotation(login.id, login.refresh_hash, now))
         .collect();
-    let outcomes = race(&store, &swaps, |store, swap| async move {
-        store.swap_refresh(&swap).await.unwrap()
+    let outcomes = race(&store, swaps.len(), |store, i| {
+        let swap = swaps[i].clone();
+        async move { store.swap_refresh(&swap).await.unwrap() }
     })
     .await;
     let winners: Vec<usize> = outcomes
         .iter()
-        .filter(|(_, outcome)| *outcome == SwapOutcome::Won)
-        .map(|(i, _)| *i)
+        .enumerate()
+        .filter(|(_, outcome)| **outcome == SwapOutcome::Won)
+        .map(|(i, _)| i)
         .collect();
     assert_eq!(
         winners.len(),

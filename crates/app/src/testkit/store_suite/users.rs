@@ -166,7 +166,7 @@ pub async fn concurrent_grants_of_different_roles_all_survive<S: Store>(store: S
     );
 
     let names: Vec<String> = (0..16).map(|i| format!("role-{i:02}")).collect();
-    super::mfa::race(&store, names.len(), |store, i| {
+    super::race(&store, names.len(), |store, i| {
         let role = Role::parse(&names[i]).unwrap();
         async move { store.insert_role(user, &role).await.unwrap() }
     })

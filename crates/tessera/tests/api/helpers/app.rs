@@ -167,6 +167,13 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A public GET that must succeed; returns its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        let res = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "GET {path}");
+        res.json().await.unwrap()
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the fuzz targets in fuzz/ and runs each for a fixed number of inputs (default
-# 20000): a crash, a failed contract assertion or a leak fails the script.
+# 20000): a crash or a failed contract assertion fails the script.
 #
 #   scripts/fuzz-smoke.sh                 # every target, 20000 runs each
 #   RUNS=1000000 scripts/fuzz-smoke.sh api_json email

@@ -27,7 +27,8 @@ impl Default for PoolDeadlines {
 }
 
 /// The errors that say the database could not be reached in time, whatever the backend:
-/// nothing was decided, and the same call may succeed once it is back.
+/// the same call may succeed once it is back. As `StoreError::Unavailable` says, nothing
+/// was decided unless the connection was lost during the commit itself.
 pub(crate) fn is_unreachable(e: &sqlx::Error) -> bool {
     matches!(
         e,

@@ -36,8 +36,6 @@ pub struct PgbenchFigures {
 ///
 /// The rows it seeds (one user, one session and its refresh history per client, under
 /// a salt of this run) are left in place: later runs use a new salt and do not see them.
-// Called by `main` once the tool is wired (the bench helper's part).
-#[allow(dead_code)]
 pub async fn rotation_limit(
     database_url: &str,
     clients: u32,

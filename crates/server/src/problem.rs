@@ -113,7 +113,8 @@ impl Fault {
     }
 }
 
-/// Every fault a response answers for, in the order they happened; taken off and logged
+/// Every fault a response answers for (the one that answered first, then any it carries
+/// from an earlier failure); taken off and logged
 /// by `middleware::log_faults`.
 #[derive(Debug, Clone, Default)]
 pub struct Faults(pub Vec<Fault>);
@@ -300,8 +301,8 @@ impl From<AppError> for Problem {
     }
 }
 
-/// The wait a client is told after a database outage: about one pool deadline, so a
-/// retry lands after the pool has tried to reconnect at least once.
+/// The wait a client is told after a database outage: longer than the default pool
+/// deadline (3 s), so a retry lands after the pool has tried to reconnect at least once.
 const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -72,8 +72,6 @@ pub struct Rates {
     pub redis_benchmark_per_sec: f64,
 }
 
-// Called by `main` once the tool is wired (the bench helper's part).
-#[allow(dead_code)]
 pub async fn limiter_limit(
     redis_url: &str,
     clients: u32,

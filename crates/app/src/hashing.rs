@@ -235,7 +235,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_full_queue_answers_overloaded_at_once_and_the_pool_recovers() {
-        let pool = pool(1, 1, 10_000);
+        // The wait only has to outlast the test's own steps: once, in CI, with the whole
+        // suite on two cores, the queued request's 10 s ran out before the gate opened.
+        let pool = pool(1, 1, 60_000);
         // The one worker is busy; one request may wait, the next is refused.
         let (held, gate) = occupy_the_worker(&pool).await;
         let queued = {

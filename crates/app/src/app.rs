@@ -155,6 +155,8 @@ pub struct App<S> {
     pub(crate) bus: Option<Arc<dyn RevocationBus>>,
     /// The outbox worker's counters and wake-up bell (see `outbox`).
     pub(crate) outbox: Arc<crate::outbox::OutboxShared>,
+    /// What requests left running after their answer; a stopping server waits for it.
+    pub(crate) background: crate::background::Background,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -188,6 +190,7 @@ impl<S: Clone> Clone for App<S> {
             liveness: Arc::clone(&self.liveness),
             bus: self.bus.clone(),
             outbox: Arc::clone(&self.outbox),
+            background: self.background.clone(),
         }
     }
 }
@@ -226,6 +229,7 @@ impl<S: Store> App<S> {
         ));
         Ok(Self {
             outbox,
+            background: crate::background::Background::default(),
             store,
             clock,
             limiter,
@@ -247,6 +251,11 @@ impl<S: Store> App<S> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The work requests left running (see `background`).
+    pub fn background(&self) -> &crate::background::Background {
+        &self.background
     }
 
     pub fn now(&self) -> OffsetDateTime {

@@ -16,6 +16,7 @@
 //! - `authorize`: the step-up policy applied to a session (`/v1/authorize`).
 //! - `devices`: the device dashboard (sessions, remote revocation, security events).
 //! - `reset`: password reset by an emailed single-use link.
+//! - `background`: the work a request leaves running, waited for at shutdown.
 //! - `admin`: MFA reset, session revocation and roles, for the API and the CLI.
 //! - `liveness`: the per-node cache of sessions and user views that authenticated reads
 //!   use, kept true by the revocation bus.
@@ -35,6 +36,7 @@ mod app;
 pub mod audit;
 pub mod audit_verify;
 mod authorize;
+pub mod background;
 mod devices;
 pub mod error;
 pub mod hashing;

@@ -80,7 +80,7 @@ impl<S: Store> App<S> {
         };
         let app = self.clone();
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             if let Err(e) = app.send_reset_link(&email, &ctx).await {
                 tracing::error!(
                     error = %e,

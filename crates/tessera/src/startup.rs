@@ -12,6 +12,7 @@ use axum::Router;
 use tessera_adapters::{
     MemoryLimiter, PgStore, PoolDeadlines, RedisBus, RedisLimiter, SqliteStore, SystemClock, notify,
 };
+use tessera_app::background::Background;
 use tessera_app::ports::{Clock, RateLimiter, RevocationBus, Store};
 use tessera_app::{App, OutboxWorker};
 use tessera_core::crypto::MasterKeyRing;
@@ -61,6 +62,7 @@ pub struct Application {
     router: Router,
     limits: HttpLimits,
     outbox: Outbox,
+    background: Background,
 }
 
 /// The outbox worker, built with the application, started and stopped with the server.
@@ -72,6 +74,11 @@ struct Outbox {
 /// How long a stopping server waits for the worker to finish the batch in hand (each
 /// delivery is bounded, and a pass stops trying once its lease would run out).
 const OUTBOX_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(70);
+
+/// How long a stopping server waits for work its requests left running (a reset link
+/// being stored and queued): a few store calls, each bounded by the pool's acquire
+/// deadline or SQLite's busy timeout.
+const BACKGROUND_STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Application {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
@@ -88,7 +95,7 @@ impl Application {
             backend.migrate().await?;
         }
         log_cache_choice(&backend, config);
-        let (router, outbox) = match backend {
+        let (router, outbox, background) = match backend {
             Backend::Sqlite(store) => {
                 // Alone on its file, a server learns of other processes' writes (the
                 // admin CLI) by watching the file; several servers need Redis. With the
@@ -107,6 +114,7 @@ impl Application {
             router,
             limits: config.http,
             outbox,
+            background,
         })
     }
 
@@ -116,7 +124,8 @@ impl Application {
 
     /// Serves with every client bounded (crate::edge) and the outbox worker delivering
     /// until `shutdown` resolves, then lets in-flight requests finish within the request
-    /// timeout and the worker finish the batch in hand.
+    /// timeout, the work they left running finish (its notices reach the worker still
+    /// running), and the worker finish the batch in hand.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -126,9 +135,17 @@ impl Application {
             router,
             limits,
             outbox,
+            background,
         } = self;
         let worker = tokio::spawn(outbox.run);
         let served = crate::edge::serve(listener, router, limits, shutdown).await;
+        if !background.finish(BACKGROUND_STOP_WAIT).await {
+            tracing::warn!(
+                running = background.running(),
+                "work left running by requests (a password-reset link being stored) did \
+                 not finish in time and is dropped"
+            );
+        }
         let _ = outbox.stop.send(());
         if tokio::time::timeout(OUTBOX_STOP_WAIT, worker)
             .await
@@ -149,7 +166,7 @@ async fn router<S: Store>(
     config: &Config,
     clock: Arc<dyn Clock>,
     without_redis: Option<Arc<dyn RevocationBus>>,
-) -> anyhow::Result<(Router, Outbox)> {
+) -> anyhow::Result<(Router, Outbox, Background)> {
     let master = master_key::load_ring(&config.master_key, &config.master_key_previous)?;
     let channels =
         notify::channels(&config.notify, clock.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -164,8 +181,9 @@ async fn router<S: Store>(
         })),
         stop,
     };
+    let background = app.background().clone();
     let router = tessera_server::router(AppState::new(app, config.trusted_proxies.clone()));
-    Ok((router, outbox))
+    Ok((router, outbox, background))
 }
 
 /// The application as `serve` and `tessera admin` both run it: the configured limiter,

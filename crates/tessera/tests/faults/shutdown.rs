@@ -112,3 +112,65 @@ async fn sigterm_finishes_the_request_in_flight_and_the_outbox_batch_then_exits_
     assert_eq!(registered, 1, "the request in flight was carried out");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reset request answers 202 before its link is stored and queued. SIGTERM right after
+/// must not drop that half: the node waits for it (here held up by another process's
+/// write lock on the SQLite file) and exits 0 with the link stored and its email queued
+/// or sent; the next node to run mails it if this one did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_waits_for_a_reset_link_still_being_stored_and_it_is_mailed() {
+    let smtp = SmtpSink::start().await;
+    let dir = temp_dir("sigterm-reset");
+    let key = master_key();
+    let smtp_url = smtp.url();
+    let settings = [
+        ("TESSERA_DATABASE_URL", "sqlite://tessera.db"),
+        ("TESSERA_MASTER_KEY", key.as_str()),
+        ("TESSERA_SMTP_URL", smtp_url.as_str()),
+        ("TESSERA_SMTP_FROM", "security@example.com"),
+    ];
+    let mut node = Node::start(&dir, &settings).await;
+    let who = email("reset-at-stop");
+    node.register(&who).await;
+
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.join("tessera.db").display()))
+        .await
+        .unwrap();
+    let mut lock = db.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let asked = node
+        .post("/v1/password-reset", serde_json::json!({ "email": who }))
+        .await;
+    assert_eq!(asked.status(), 202);
+
+    node.terminate();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while TcpStream::connect(node.addr()).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "still accepting");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sqlx::query("COMMIT").execute(&mut *lock).await.unwrap();
+    drop(lock);
+
+    let status = node.exited().await;
+    let log = node.log();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("did not finish in time"), "{log}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM password_resets")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "the link was stored before the node exited");
+    db.close().await;
+
+    // Whether the stopping node's worker got to it or not, the email is not lost.
+    let mut next = Node::start(&dir, &settings).await;
+    let (token, _) = crate::helpers::notify::reset_link(&smtp, &who).await;
+    assert!(!token.is_empty(), "the mail carries the link's token");
+    next.terminate();
+    assert_eq!(next.exited().await.code(), Some(0), "{}", next.log());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,11 +1,27 @@
 //! `tessera admin verify-audit`: walks every user's event chain (see
 //! `tessera_app::audit_verify`) and says what it found. An intact trail is the command's
-//! output (exit 0); a break is its error (exit 1), naming the user, the event and what
-//! failed, never the event's contents.
+//! output (exit 0); a break is its error (exit `BROKEN_EXIT`), naming the user, the event
+//! and what failed, never the event's contents. A trail that cannot be read is an
+//! ordinary error (exit 1): a monitor must tell tampering from an outage.
 
 use anyhow::Context;
 use tessera_app::audit_verify::{AuditReport, verify_audit};
 use tessera_app::ports::AuditStore;
+
+/// The exit status of a broken trail, distinct from 1 (the database could not be read).
+pub const BROKEN_EXIT: u8 = 3;
+
+/// A chain does not verify: rows were changed or deleted outside Tessera.
+#[derive(Debug)]
+pub struct AuditBroken(String);
+
+impl std::fmt::Display for AuditBroken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit trail broken: {}", self.0)
+    }
+}
+
+impl std::error::Error for AuditBroken {}
 
 pub async fn verify<S: AuditStore>(store: &S) -> anyhow::Result<String> {
     let report = verify_audit(store)
@@ -20,6 +36,6 @@ pub async fn verify<S: AuditStore>(store: &S) -> anyhow::Result<String> {
             "audit trail intact: {chains} chain(s), {events} event(s) verified \
              ({purged} earlier event(s) removed by retention)"
         )),
-        AuditReport::Broken(at) => anyhow::bail!("audit trail broken: {at}"),
+        AuditReport::Broken(at) => Err(AuditBroken(at.to_string()).into()),
     }
 }

@@ -11,8 +11,32 @@ use tessera::telemetry;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("Error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // anyhow's own `main` format: the message and its causes.
+            eprintln!("Error: {e:?}");
+            if e.downcast_ref::<tessera::audit::AuditBroken>().is_some() {
+                std::process::ExitCode::from(tessera::audit::BROKEN_EXIT)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     // Before anything opens a TLS connection (Postgres, rediss://).
     tessera_adapters::install_tls_provider();
     let cli = Cli::parse();

@@ -60,17 +60,21 @@ fn simple(id: &str) -> String {
 }
 
 /// `tessera admin verify-audit` on the server's database, given nothing but its URL (no
-/// master key): (exit success, stdout, stderr).
-fn verify_audit(app: &TestApp) -> (bool, String, String) {
+/// master key): (exit status, stdout, stderr).
+fn verify_audit(app: &TestApp) -> (Option<i32>, String, String) {
+    verify_audit_at(app.db.url())
+}
+
+fn verify_audit_at(database_url: &str) -> (Option<i32>, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "verify-audit"])
         .env_clear()
-        .env("TESSERA_DATABASE_URL", app.db.url())
+        .env("TESSERA_DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         String::from_utf8_lossy(&out.stderr).trim().to_owned(),
     )
@@ -78,8 +82,8 @@ fn verify_audit(app: &TestApp) -> (bool, String, String) {
 
 /// Asserts verify-audit passes; returns its report line.
 async fn assert_intact(app: &TestApp, db: &Db) -> String {
-    let (ok, stdout, stderr) = verify_audit(app);
-    assert!(ok, "verify-audit failed: {stdout} {stderr}");
+    let (status, stdout, stderr) = verify_audit(app);
+    assert_eq!(status, Some(0), "verify-audit failed: {stdout} {stderr}");
     let chains = db.count("audit_chains").await;
     let events = db.count("security_events").await;
     assert!(
@@ -91,10 +95,11 @@ async fn assert_intact(app: &TestApp, db: &Db) -> String {
     stdout
 }
 
-/// Asserts verify-audit fails (exit 1) naming `named`; returns its message.
+/// Asserts verify-audit reports a break (exit 3, not the 1 of an unreadable database)
+/// naming `named`; returns its message.
 fn assert_broken(app: &TestApp, named: &str) -> String {
-    let (ok, stdout, stderr) = verify_audit(app);
-    assert!(!ok, "verify-audit passed: {stdout}");
+    let (status, stdout, stderr) = verify_audit(app);
+    assert_eq!(status, Some(3), "verify-audit: {stdout} {stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
         stderr.contains(&format!("audit trail broken: {named}")),
@@ -140,6 +145,20 @@ async fn activity(app: &TestApp) -> Option<String> {
     let res = app.refresh(&s(&other, "refresh_token")).await;
     assert_eq!(res.status(), StatusCode::OK);
     Some(user_id(app, &laptop_at).await)
+}
+
+/// A database without the audit tables (never migrated) is not a broken trail: exit 1
+/// with an error saying it could not be read, so a monitor pages operations, not security.
+#[test]
+fn verify_audit_exits_1_not_3_when_the_trail_cannot_be_read() {
+    let dir = std::env::temp_dir().join(format!("tessera-audit-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("empty.db").display());
+    let (status, stdout, stderr) = verify_audit_at(&url);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(status, Some(1), "{stdout} {stderr}");
+    assert!(stderr.contains("reading the audit chains"), "{stderr}");
+    assert!(!stderr.contains("audit trail broken"), "{stderr}");
 }
 
 both_backends!(

@@ -1,15 +1,25 @@
 //! `tessera admin verify-audit`: walks every user's event chain (see
 //! `tessera_app::audit_verify`) and says what it found. An intact trail is the command's
-//! output (exit 0); a break is its error (exit `BROKEN_EXIT`), naming the user, the event
-//! and what failed, never the event's contents. A trail that cannot be read is an
-//! ordinary error (exit 1): a monitor must tell tampering from an outage.
+//! output (exit 0); a break is its error (exit 1, as ../API.md fixes), naming the user,
+//! the event and what failed, never the event's contents. A trail that cannot be read
+//! exits `UNREADABLE_EXIT` instead: a monitor must tell tampering from an outage.
 
 use anyhow::Context;
 use tessera_app::audit_verify::{AuditReport, verify_audit};
 use tessera_app::ports::AuditStore;
 
-/// The exit status of a broken trail, distinct from 1 (the database could not be read).
-pub const BROKEN_EXIT: u8 = 3;
+/// The exit status of a trail that could not be read (database down, unmigrated, a wrong
+/// URL), distinct from a break's 1 and from clap's 2 for a malformed command line.
+pub const UNREADABLE_EXIT: u8 = 3;
+
+/// `verify-audit`'s exit status for the error it ended with.
+pub fn exit_status(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<AuditBroken>().is_some() {
+        1
+    } else {
+        UNREADABLE_EXIT
+    }
+}
 
 /// A chain does not verify: rows were changed or deleted outside Tessera.
 #[derive(Debug)]

@@ -74,7 +74,8 @@ pub enum AdminCommand {
         once: bool,
     },
     /// Check every user's security-event hash chain: exit 0 with the counts when intact,
-    /// exit 1 naming the first event whose stored row no longer matches. Needs only the
-    /// database (no master key). See docs/operations.md, "Audit trail".
+    /// exit 1 naming the first event whose stored row no longer matches, exit 3 when the
+    /// database cannot be read. Needs only the database (no master key). See
+    /// docs/operations.md, "Audit trail".
     VerifyAudit,
 }

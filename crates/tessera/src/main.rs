@@ -1,5 +1,5 @@
 use clap::Parser;
-use tessera::cli::{Cli, Command};
+use tessera::cli::{AdminCommand, Cli, Command};
 use tessera::config::Config;
 use tessera::startup::{Application, Backend, shutdown_signal};
 use tessera::telemetry;
@@ -12,6 +12,14 @@ use tessera::telemetry;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let verifying_audit = matches!(
+        cli.command,
+        Command::Admin {
+            action: AdminCommand::VerifyAudit,
+            ..
+        }
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -22,13 +30,13 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // anyhow's own `main` format: the message and its causes.
             eprintln!("Error: {e:?}");
-            if e.downcast_ref::<tessera::audit::AuditBroken>().is_some() {
-                std::process::ExitCode::from(tessera::audit::BROKEN_EXIT)
+            if verifying_audit {
+                std::process::ExitCode::from(tessera::audit::exit_status(&e))
             } else {
                 std::process::ExitCode::FAILURE
             }
@@ -36,10 +44,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<()> {
     // Before anything opens a TLS connection (Postgres, rediss://).
     tessera_adapters::install_tls_provider();
-    let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
     telemetry::init(config.log_format);
     match cli.command {

@@ -95,11 +95,11 @@ async fn assert_intact(app: &TestApp, db: &Db) -> String {
     stdout
 }
 
-/// Asserts verify-audit reports a break (exit 3, not the 1 of an unreadable database)
+/// Asserts verify-audit reports a break (exit 1, not the 3 of an unreadable database)
 /// naming `named`; returns its message.
 fn assert_broken(app: &TestApp, named: &str) -> String {
     let (status, stdout, stderr) = verify_audit(app);
-    assert_eq!(status, Some(3), "verify-audit: {stdout} {stderr}");
+    assert_eq!(status, Some(1), "verify-audit: {stdout} {stderr}");
     assert!(stdout.is_empty(), "{stdout}");
     assert!(
         stderr.contains(&format!("audit trail broken: {named}")),
@@ -147,16 +147,16 @@ async fn activity(app: &TestApp) -> Option<String> {
     Some(user_id(app, &laptop_at).await)
 }
 
-/// A database without the audit tables (never migrated) is not a broken trail: exit 1
+/// A database without the audit tables (never migrated) is not a broken trail: exit 3
 /// with an error saying it could not be read, so a monitor pages operations, not security.
 #[test]
-fn verify_audit_exits_1_not_3_when_the_trail_cannot_be_read() {
+fn verify_audit_exits_3_not_1_when_the_trail_cannot_be_read() {
     let dir = std::env::temp_dir().join(format!("tessera-audit-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("empty.db").display());
     let (status, stdout, stderr) = verify_audit_at(&url);
     std::fs::remove_dir_all(&dir).ok();
-    assert_eq!(status, Some(1), "{stdout} {stderr}");
+    assert_eq!(status, Some(3), "{stdout} {stderr}");
     assert!(stderr.contains("reading the audit chains"), "{stderr}");
     assert!(!stderr.contains("audit trail broken"), "{stderr}");
 }

@@ -27,7 +27,7 @@ use time::Duration;
 use crate::app::{App, NoticeContent, RequestContext};
 use crate::error::{AppError, random};
 use crate::limits::Subject;
-use crate::ports::{PendingReset, Store};
+use crate::ports::{PendingReset, Store, UserRecord};
 
 /// How long an emailed link stays valid.
 pub const RESET_TOKEN_TTL: Duration = Duration::minutes(30);
@@ -98,6 +98,18 @@ impl<S: Store> App<S> {
         let Some(user) = self.store.get_user_by_email(email).await? else {
             return Ok(());
         };
+        self.issue_reset_link(&user, ctx, serde_json::json!({}))
+            .await
+    }
+
+    /// A new link for `user` replaces any earlier one; the event (with `detail`) and the
+    /// email carrying the link are queued together.
+    pub(crate) async fn issue_reset_link(
+        &self,
+        user: &UserRecord,
+        ctx: &RequestContext,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
         let token = ResetToken::from_random(random()?);
         let now = self.clock.now();
         self.store
@@ -105,11 +117,11 @@ impl<S: Store> App<S> {
             .await?;
         let link_token = token.expose();
         self.record_notified(
-            &user,
+            user,
             EventKind::PasswordResetRequested,
             ctx,
             None,
-            serde_json::json!({}),
+            detail,
             NoticeContent {
                 shown: serde_json::json!({}),
                 secret: Some(&link_token),

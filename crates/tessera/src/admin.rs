@@ -80,6 +80,19 @@ async fn run_with<S: Store>(
                 .map_err(admin_error)?;
             format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
         }
+        AdminCommand::SendPasswordReset { email, reason } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            app.admin_send_password_reset(&actor, user.id, &reason, &ctx)
+                .await
+                .map_err(admin_error)?;
+            format!(
+                "{email}: password-reset link queued (valid {} minutes; any earlier link void)",
+                tessera_app::RESET_TOKEN_TTL.whole_minutes()
+            )
+        }
         AdminCommand::RotateMasterKey => {
             let report = app.rotate_master_key().await.map_err(admin_error)?;
             let summary = format!(

@@ -56,6 +56,15 @@ pub enum AdminCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Email a user a password-reset link (valid 30 minutes, replacing any earlier one),
+    /// without choosing or seeing the password. A running server's outbox worker sends it.
+    SendPasswordReset {
+        #[arg(long)]
+        email: String,
+        /// Why: the ticket and how identity was verified (recorded verbatim).
+        #[arg(long)]
+        reason: String,
+    },
     /// Re-seal every signing key and TOTP secret under the current master key
     /// (TESSERA_MASTER_KEY), opening them with it or with TESSERA_MASTER_KEY_PREVIOUS.
     /// See docs/operations.md, "Rotating the master key".

@@ -1,10 +1,29 @@
-//! `tessera admin` on the server's database: an MFA reset and a role grant take effect on
-//! the running server, on SQLite and Postgres.
+//! `tessera admin` on the server's database: an MFA reset, a role grant and a
+//! password-reset link take effect on the running server, on SQLite and Postgres.
 
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{PASSWORD, TestApp, assert_problem, enrolled, s};
+use crate::helpers::notify::{reset_link, spawn_with_sink};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, enrolled, s};
+
+/// `tessera admin …` on `app`'s database with its master key (and `settings`).
+fn cli_with(app: &TestApp, settings: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .env_clear()
+        .env("TESSERA_DATABASE_URL", app.db.url())
+        .env("TESSERA_MASTER_KEY", &app.master_key)
+        .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    cli_with(app, &[], args)
+}
 
 both_backends!(
     the_cli_resets_mfa_and_grants_roles_on_the_same_database,
@@ -12,16 +31,7 @@ both_backends!(
         let Some((email, login, _, _)) = enrolled(&app, "d1").await else {
             return;
         };
-        let cli = |args: &[&str]| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-                .args(args)
-                .env_clear()
-                .env("TESSERA_DATABASE_URL", app.db.url())
-                .env("TESSERA_MASTER_KEY", &app.master_key)
-                .env("RUST_LOG", "warn")
-                .output()
-                .unwrap()
-        };
+        let cli = |args: &[&str]| cli(&app, args);
         let out = cli(&[
             "admin",
             "grant-role",
@@ -74,3 +84,94 @@ both_backends!(
         assert!(String::from_utf8_lossy(&out.stderr).contains("no user with that email address"));
     }
 );
+
+/// ASVS 6.4.6: an operator starts a user's reset without choosing or seeing a password.
+/// The link goes to the user's address only, and the event names who asked and why.
+async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Backend) {
+    let Some((app, sink)) = spawn_with_sink(backend).await else {
+        return;
+    };
+    let email = format!("locked-out-{}@example.com", uuid::Uuid::new_v4().simple());
+    app.register(&email, PASSWORD).await;
+    // The command queues its notice for the channels it is configured with, as `serve`
+    // is: an operator runs it with the server's settings.
+    let smtp = sink.url();
+    let settings = [
+        ("TESSERA_SMTP_URL", smtp.as_str()),
+        ("TESSERA_SMTP_FROM", "security@auth.test"),
+        ("TESSERA_ISSUER", "https://auth.test"),
+    ];
+    let send = |reason: &str| {
+        cli_with(
+            &app,
+            &settings,
+            &[
+                "admin",
+                "send-password-reset",
+                "--email",
+                &email,
+                "--reason",
+                reason,
+                "--operator",
+                "ops-ana",
+            ],
+        )
+    };
+    let out = send("   ");
+    assert!(!out.status.success(), "a blank reason is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reason"));
+
+    let out = send("ticket 7: locked out, identity checked on a video call");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("password-reset link queued"), "{stdout}");
+    assert!(
+        !stdout.contains("pr_"),
+        "the operator never sees the link: {stdout}"
+    );
+
+    // The CLI queued the mail at the wall clock's time, which the server's clock has not
+    // reached yet.
+    app.clock.advance(time::Duration::minutes(1));
+    let (token, _) = reset_link(&sink, &email).await;
+    let new_password = "chosen by the user alone";
+    assert_eq!(
+        app.complete_reset(&token, new_password).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_problem(
+        app.login(&email, PASSWORD, "laptop").await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    let session = app.login_ok(&email, new_password, "laptop").await;
+    let res = app
+        .get_auth("/v1/security-events?limit=50", &s(&session, "access_token"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let events: Value = res.json().await.unwrap();
+    let asked: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "password_reset_requested")
+        .collect();
+    assert_eq!(
+        asked.len(),
+        1,
+        "the refused request recorded nothing: {events}"
+    );
+    assert_eq!(asked[0]["detail"]["by"]["kind"], "operator");
+    assert_eq!(asked[0]["detail"]["by"]["name"], "ops-ana");
+    assert_eq!(
+        asked[0]["detail"]["reason"],
+        "ticket 7: locked out, identity checked on a video call"
+    );
+}
+
+both_backends!(an_operator_mails_a_reset_link_and_never_sees_the_password, Backend => an_operator_mails_a_reset_link_and_never_sees_the_password);

@@ -377,6 +377,24 @@ macro_rules! impl_store_ports {
             async fn outbox_backlog(&self) -> __p::StoreResult<__p::OutboxBacklog> {
                 outbox::backlog(&self.$read).await.map_err(store_error)
             }
+
+            async fn list_sealed_outbox_secrets(
+                &self,
+            ) -> __p::StoreResult<Vec<__p::SealedOutboxSecret>> {
+                outbox::list_sealed(&self.$read).await.map_err(store_error)
+            }
+
+            async fn swap_sealed_outbox_secret(
+                &self,
+                id: ::tessera_core::ids::NotificationId,
+                channel: &str,
+                expected: &[u8],
+                new: &[u8],
+            ) -> __p::StoreResult<bool> {
+                outbox::swap_sealed(&self.$write, id, channel, expected, new)
+                    .await
+                    .map_err(store_error)
+            }
         }
 
         impl __p::ResetStore for $store {

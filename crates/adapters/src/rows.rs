@@ -9,7 +9,7 @@ use sqlx::types::Json;
 use tessera_app::audit::ChainHash;
 use tessera_app::ports::{
     ChainBounds, ChainedEvent, Delivery, MfaChallenge, MfaRecord, PendingReset, RefreshRecord,
-    SealedTotp, SecurityEvent, SessionRecord, StoredSigningKey, UserRecord,
+    SealedOutboxSecret, SealedTotp, SecurityEvent, SessionRecord, StoredSigningKey, UserRecord,
 };
 use tessera_core::Email;
 use tessera_core::event::EventKind;
@@ -61,6 +61,24 @@ impl SealedTotpRow {
             user_id: UserId::from_uuid(self.user_id),
             sealed_secret: self.sealed_secret,
             pending_sealed: self.pending_sealed,
+        }
+    }
+}
+
+/// A `notification_outbox` row's sealed secret.
+#[derive(FromRow)]
+pub(crate) struct SealedOutboxRow {
+    id: Uuid,
+    channel: String,
+    sealed_secret: Vec<u8>,
+}
+
+impl SealedOutboxRow {
+    pub(crate) fn record(self) -> SealedOutboxSecret {
+        SealedOutboxSecret {
+            id: NotificationId::from_uuid(self.id),
+            channel: self.channel,
+            sealed_secret: self.sealed_secret,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Master-key rotation: re-seals every stored signing-key seed and every TOTP secret
-//! (enabled and pending) that is not yet under the current master key.
+//! Master-key rotation: re-seals every stored signing-key seed, every TOTP secret
+//! (enabled and pending) and every secret a queued notification carries (a password-reset
+//! link's token, waiting for its channel) that is not yet under the current master key.
 //!
 //! Values are opened with whichever loaded key they name (current or previous) and sealed
 //! again under the current one. Each write is a compare-and-swap on the sealed bytes that
@@ -10,11 +11,11 @@
 
 use tessera_core::ids::{KeyId, UserId};
 
-use crate::app::App;
+use crate::app::{App, NOTICE_SECRET_PURPOSE};
 use crate::error::{AppError, random};
 use crate::keys::SEAL_PURPOSE as SIGNING_KEY_PURPOSE;
 use crate::mfa::TOTP_PURPOSE;
-use crate::ports::{SealedTotp, Store};
+use crate::ports::{SealedOutboxSecret, SealedTotp, Store};
 
 /// How often one value is read again after losing its compare-and-swap.
 const ATTEMPTS: usize = 3;
@@ -26,6 +27,10 @@ pub struct RekeyReport {
     pub signing_keys: usize,
     /// TOTP secrets re-sealed (a user's enabled and pending secret count as two).
     pub totp_secrets: usize,
+    /// Secrets of notifications still waiting in the outbox (one per channel's row): without
+    /// this, removing the previous key would turn every reset email not yet sent into a
+    /// dead row.
+    pub outbox_secrets: usize,
     /// Values (a signing key, or one user's TOTP row) left as they were because concurrent
     /// writes kept winning the compare-and-swap; run the rotation again.
     pub skipped: usize,
@@ -43,8 +48,8 @@ impl RekeyReport {
 }
 
 impl<S: Store> App<S> {
-    /// Re-seals every signing-key seed and TOTP secret not already under the current
-    /// master key, and logs one line with the counts.
+    /// Re-seals every signing-key seed, TOTP secret and queued notification secret not
+    /// already under the current master key, and logs one line with the counts.
     pub async fn rotate_master_key(&self) -> Result<RekeyReport, AppError> {
         let mut report = RekeyReport::default();
         for key in self.store.list_signing_keys().await? {
@@ -54,10 +59,14 @@ impl<S: Store> App<S> {
         for row in self.store.list_sealed_totp().await? {
             self.reseal_totp(row, &mut report).await?;
         }
+        for row in self.store.list_sealed_outbox_secrets().await? {
+            self.reseal_outbox_secret(row, &mut report).await?;
+        }
         tracing::info!(
             current_master_key = %self.keys.master().current().id_hex(),
             signing_keys = report.signing_keys,
             totp_secrets = report.totp_secrets,
+            outbox_secrets = report.outbox_secrets,
             skipped = report.skipped,
             unreadable = report.unreadable,
             "master key rotation finished"
@@ -143,6 +152,34 @@ impl<S: Store> App<S> {
             "TOTP secret not re-sealed: concurrent changes kept winning"
         );
         report.skipped += 1;
+        Ok(())
+    }
+
+    /// A lost swap needs no retry, unlike the others: once queued, a row's secret is only
+    /// ever cleared or deleted by its settle, so the row no longer needs it re-sealed
+    /// (unless another rotation re-sealed it first, which is as good). A worker holding the
+    /// row's lease sends from the bytes it claimed, which its loaded keys still open.
+    async fn reseal_outbox_secret(
+        &self,
+        row: SealedOutboxSecret,
+        report: &mut RekeyReport,
+    ) -> Result<(), AppError> {
+        let mut unreadable = 0;
+        let new = self.resealed(
+            Some(&row.sealed_secret),
+            NOTICE_SECRET_PURPOSE,
+            &row.id.to_string(),
+            &mut unreadable,
+        )?;
+        report.unreadable += unreadable;
+        let Some(new) = new else {
+            return Ok(());
+        };
+        let swapped = self
+            .store
+            .swap_sealed_outbox_secret(row.id, &row.channel, &row.sealed_secret, &new)
+            .await?;
+        report.outbox_secrets += usize::from(swapped);
         Ok(())
     }
 

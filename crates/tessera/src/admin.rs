@@ -96,8 +96,9 @@ async fn run_with<S: Store>(
         AdminCommand::RotateMasterKey => {
             let report = app.rotate_master_key().await.map_err(admin_error)?;
             let summary = format!(
-                "re-sealed under master key {}: {} signing key(s), {} TOTP secret(s)",
-                current_key_id, report.signing_keys, report.totp_secrets
+                "re-sealed under master key {}: {} signing key(s), {} TOTP secret(s), \
+                 {} queued notification secret(s)",
+                current_key_id, report.signing_keys, report.totp_secrets, report.outbox_secrets
             );
             if !report.is_complete() {
                 anyhow::bail!(

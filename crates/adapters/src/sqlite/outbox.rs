@@ -5,13 +5,15 @@
 
 use sqlx::types::Json;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-use tessera_app::ports::{Delivery, DeliveryOutcome, Notice, OutboxBacklog, SecurityEvent};
+use tessera_app::ports::{
+    Delivery, DeliveryOutcome, Notice, OutboxBacklog, SealedOutboxSecret, SecurityEvent,
+};
 use tessera_core::ids::{NotificationId, SessionId};
 use time::{Duration, OffsetDateTime};
 
 use super::Db;
 use super::micros::Micros;
-use crate::rows::{self, DeliveryRow, delivery_columns, ip_text};
+use crate::rows::{self, DeliveryRow, SealedOutboxRow, delivery_columns, ip_text};
 
 /// One row per channel of `notice`, due at once.
 pub(super) async fn insert(
@@ -132,4 +134,37 @@ pub(super) async fn backlog(pool: &SqlitePool) -> Db<OutboxBacklog> {
         dead: dead.unsigned_abs(),
         oldest: rows::instant(oldest),
     })
+}
+
+pub(super) async fn list_sealed(pool: &SqlitePool) -> Db<Vec<SealedOutboxSecret>> {
+    let rows: Vec<SealedOutboxRow> = sqlx::query_as(
+        "SELECT id, channel, sealed_secret FROM notification_outbox \
+         WHERE sealed_secret IS NOT NULL AND dead_at IS NULL ORDER BY id, channel",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(SealedOutboxRow::record).collect())
+}
+
+/// Master-key rotation's compare-and-swap on the bytes read. The lease is not looked at:
+/// a worker holding it sends from the bytes it claimed, and a settle in between (which
+/// deletes the row or clears its secret) makes this match nothing.
+pub(super) async fn swap_sealed(
+    pool: &SqlitePool,
+    id: NotificationId,
+    channel: &str,
+    expected: &[u8],
+    new: &[u8],
+) -> Db<bool> {
+    let done = sqlx::query(
+        "UPDATE notification_outbox SET sealed_secret = ?4 \
+         WHERE id = ?1 AND channel = ?2 AND sealed_secret = ?3",
+    )
+    .bind(id.as_uuid())
+    .bind(channel)
+    .bind(expected)
+    .bind(new)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

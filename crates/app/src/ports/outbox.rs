@@ -66,6 +66,15 @@ pub enum DeliveryOutcome {
     Dead { error: String },
 }
 
+/// The sealed secret of one undelivered outbox row, as master-key rotation reads and swaps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedOutboxSecret {
+    pub id: NotificationId,
+    pub channel: String,
+    /// Sealed with the notification id as owner (see [`Notice::sealed_secret`]).
+    pub sealed_secret: Vec<u8>,
+}
+
 /// The queue as operators see it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxBacklog {
@@ -97,4 +106,22 @@ pub trait OutboxStore: Send + Sync {
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     fn outbox_backlog(&self) -> impl Future<Output = StoreResult<OutboxBacklog>> + Send;
+    /// Every pending (not dead) row that carries a sealed secret, leased or not, ordered
+    /// by id and channel; for re-sealing under a new master key. Delivered rows are gone
+    /// and dead ones have had their secret cleared, so they are never listed.
+    fn list_sealed_outbox_secrets(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<SealedOutboxSecret>>> + Send;
+    /// The compare-and-swap of master-key rotation: replaces the row's sealed secret only
+    /// if it still is `expected`, whether or not a worker holds its lease (the worker
+    /// opens the bytes it claimed, which its loaded keys still open). False (and nothing
+    /// changed) when the row is gone, dead, or holds other bytes. Nothing else on the row
+    /// (attempts, lease, due time) changes.
+    fn swap_sealed_outbox_secret(
+        &self,
+        id: NotificationId,
+        channel: &str,
+        expected: &[u8],
+        new: &[u8],
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 }

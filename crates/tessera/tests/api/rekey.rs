@@ -1,19 +1,26 @@
 //! Master-key rotation (re-keying) end to end: secrets sealed under key A are re-sealed under key B by
 //! the real `tessera admin rotate-master-key`, after which a server holding only B serves
 //! the same users (TOTP codes from `oathtool`) and signing key, and one holding only A no
-//! longer starts. On SQLite and Postgres.
+//! longer starts; a reset link queued while the mail relay was down still arrives, and
+//! works, once the server holds only B. On SQLite and Postgres.
 
 use std::process::Output;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tessera_adapters::notify::testing::{SmtpSink, unused_port};
 use tessera_adapters::testing::TestDatabase;
 use tessera_app::ports::Clock;
 use tessera_core::crypto::MasterKey;
 
 use crate::both_backends;
-use crate::helpers::{Db, Options, PASSWORD, TestApp, enrolled, login_mfa, oathtool, rand32, s};
+use crate::helpers::notify::{
+    Channels, PATIENCE, drained, metric, reset_link, spawn_notifying, start_notifying_on, until,
+};
+use crate::helpers::{
+    Backend, Db, Options, PASSWORD, TestApp, enrolled, login_mfa, oathtool, rand32, s,
+};
 
 /// The id of a base64 master key, as `MasterKey::id_hex` names it.
 fn key_id(b64: &str) -> String {
@@ -132,7 +139,8 @@ async fn rekey_under_new_key(a: TestApp) {
     assert!(out.status.success(), "{log}");
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!(
-            "master key {id_b}: 1 signing key(s), 2 TOTP secret(s)"
+            "master key {id_b}: 1 signing key(s), 2 TOTP secret(s), 0 queued notification \
+             secret(s)"
         )),
         "{log}"
     );
@@ -151,7 +159,8 @@ async fn rekey_under_new_key(a: TestApp) {
     let again = rekey(&db, &key_b, &key_a);
     assert!(again.status.success(), "{}", text(&again));
     assert!(
-        String::from_utf8_lossy(&again.stdout).contains("0 signing key(s), 0 TOTP secret(s)"),
+        String::from_utf8_lossy(&again.stdout)
+            .contains("0 signing key(s), 0 TOTP secret(s), 0 queued notification secret(s)"),
         "a second run has nothing left to do: {}",
         text(&again)
     );
@@ -204,4 +213,88 @@ async fn rekey_under_new_key(a: TestApp) {
 both_backends!(
     rotating_the_master_key_keeps_every_secret_usable_under_the_new_key_only,
     rekey_under_new_key
+);
+
+/// Under key A, with the mail relay down: a password reset is asked for, its email tried
+/// and left waiting for a retry. The rotation re-seals the link's token under B; a server
+/// holding only B, its relay back, sends the email, and its link resets the password.
+async fn a_reset_link_queued_before_the_rotation_arrives_under_the_new_key_only(backend: Backend) {
+    let relay_down = Channels {
+        smtp: Some(format!("smtp://127.0.0.1:{}", unused_port())),
+        webhook: None,
+    };
+    let Some(a) = spawn_notifying(backend, relay_down).await else {
+        return;
+    };
+    let email = format!("rhea-{}@example.com", uuid::Uuid::new_v4().simple());
+    a.register(&email, PASSWORD).await;
+    assert_eq!(a.ask_reset(&email).await.status(), StatusCode::ACCEPTED);
+    let failures = "tessera_notification_failures_total{channel=\"smtp\"} 1";
+    let tried = until(&a, |m| m.lines().any(|l| l == failures)).await;
+    assert!(tried, "{}", a.metrics().await);
+    assert_eq!(metric(&a, "tessera_outbox_pending").await, Some(1));
+    let (db, key_a) = (a.db.clone(), a.master_key.clone());
+    drop(a);
+    let queued = ("notification_outbox", "sealed_secret");
+    assert_eq!(
+        sealed_key_ids(&db, queued.0, queued.1).await,
+        [key_id(&key_a)]
+    );
+
+    let key_b = data_encoding::BASE64.encode(&rand32());
+    let out = rekey(&db, &key_b, &key_a);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 queued notification secret(s)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        sealed_key_ids(&db, queued.0, queued.1).await,
+        [key_id(&key_b)],
+        "the queued token now names B"
+    );
+
+    // Only B, and the relay is back. The retry is seconds away on the clock the token's
+    // 30 minutes run on: move it a little at a time, never near that.
+    let sink = SmtpSink::start().await;
+    let relay_up = Channels {
+        smtp: Some(sink.url()),
+        webhook: None,
+    };
+    let only_b = Options {
+        previous_master_keys: Vec::new(),
+        ..crate::helpers::notify::options(Some(key_b))
+    };
+    let b = start_notifying_on(db, only_b, relay_up).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while sink.mails().is_empty()
+        && metric(&b, "tessera_outbox_dead")
+            .await
+            .is_none_or(|dead| dead == 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        b.clock.advance(time::Duration::seconds(10));
+        sink.wait_for(1, std::time::Duration::from_millis(500))
+            .await;
+    }
+    drained(&b).await;
+    let (token, _) = reset_link(&sink, &email).await;
+    assert_eq!(
+        b.complete_reset(&token, "a passphrase set after the rotation")
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        b.login(&email, "a passphrase set after the rotation", "d1")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+both_backends!(
+    a_reset_link_queued_before_the_rotation_arrives_under_the_new_key_only,
+    Backend => a_reset_link_queued_before_the_rotation_arrives_under_the_new_key_only
 );

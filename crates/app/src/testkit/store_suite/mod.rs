@@ -11,8 +11,8 @@
 //! - `records`: security events and signing keys.
 //! - `mfa`: TOTP factors and their replay guard, recovery codes, login challenges, and
 //!   recording an MFA on a session.
-//! - `resealing`: what master-key rotation needs (listing sealed TOTP secrets, swapping
-//!   sealed values only from the bytes read).
+//! - `resealing`: what master-key rotation needs (listing sealed TOTP and outbox secrets,
+//!   swapping sealed values only from the bytes read).
 //! - `timestamps`: exact round trips of every stored instant.
 //! - `purge`: retention (what goes, what a live session keeps, the batch bound).
 //! - `audit`: the per-user hash chains, and retention by chain prefix.

@@ -15,9 +15,9 @@ use super::audit::{chain_of, event_at};
 use super::{T0, given_user, random};
 use crate::ports::{Delivery, DeliveryOutcome, Notice, OutboxBacklog, SecurityEvent, Store};
 
-const LEASE: Duration = Duration::minutes(5);
+pub(super) const LEASE: Duration = Duration::minutes(5);
 
-fn notice(channels: &[&str]) -> Notice {
+pub(super) fn notice(channels: &[&str]) -> Notice {
     Notice {
         id: NotificationId::from_random(random()),
         email: Email::parse("Ana.Pereira@Example.com").unwrap(),
@@ -40,7 +40,7 @@ async fn notify<S: Store>(
     (e, n)
 }
 
-async fn claim<S: Store>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<Delivery> {
+pub(super) async fn claim<S: Store>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<Delivery> {
     store.claim_deliveries(now, LEASE, limit).await.unwrap()
 }
 

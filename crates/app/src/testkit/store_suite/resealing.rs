@@ -1,12 +1,18 @@
 //! What master-key rotation needs from storage: listing every sealed TOTP secret and
-//! swapping sealed values (signing-key seeds, TOTP secrets) only from the bytes read.
+//! every queued notification secret, and swapping sealed values (signing-key seeds, TOTP
+//! secrets, outbox secrets) only from the bytes read.
 
-use tessera_core::ids::KeyId;
+use tessera_core::ids::{KeyId, UserId};
 use time::Duration;
 
+use super::audit::event_at;
 use super::mfa::{STEP, codes, sealed, wins};
+use super::outbox::{LEASE, claim, notice};
 use super::{T0, given_user, race};
-use crate::ports::{MfaRecord, SealedTotp, Store, StoredSigningKey};
+use crate::ports::{
+    DeliveryOutcome, MfaRecord, Notice, OutboxBacklog, SealedOutboxSecret, SealedTotp, Store,
+    StoredSigningKey,
+};
 
 fn signing_key(seed_byte: u8) -> StoredSigningKey {
     let public_key = [seed_byte; 32];
@@ -243,4 +249,207 @@ pub async fn of_eight_concurrent_swaps_of_one_sealed_totp_secret_exactly_one_win
     let winner = outcomes.iter().position(|won| *won).unwrap();
     let row = store.get_mfa(user).await.unwrap().unwrap();
     assert_eq!(row.sealed_secret, Some(candidates[winner].clone()));
+}
+
+/// A notice on `channels` carrying `secret`, queued with an event at T0.
+async fn queued<S: Store>(
+    store: &S,
+    user: UserId,
+    channels: &[&str],
+    secret: Option<Vec<u8>>,
+) -> Notice {
+    let n = Notice {
+        sealed_secret: secret,
+        ..notice(channels)
+    };
+    store
+        .insert_event(&event_at(user, T0), Some(&n))
+        .await
+        .unwrap();
+    n
+}
+
+/// The listing entry of `n`'s row on `channel`, with `sealed` as its secret.
+fn entry(n: &Notice, channel: &str, sealed: &[u8]) -> SealedOutboxSecret {
+    SealedOutboxSecret {
+        id: n.id,
+        channel: channel.to_owned(),
+        sealed_secret: sealed.to_vec(),
+    }
+}
+
+/// Every row still to be sent that carries a secret is listed, one entry per channel,
+/// ordered by id and channel: leased ones and ones waiting for a retry included. Rows
+/// delivered, dead, or without a secret are not.
+pub async fn every_undelivered_outbox_secret_is_listed_leased_or_not<S: Store>(store: S) {
+    assert!(store.list_sealed_outbox_secrets().await.unwrap().is_empty());
+    let user = given_user(&store).await;
+    let delivered = queued(&store, user, &["smtp"], Some(sealed(1))).await;
+    let dead = queued(&store, user, &["webhook"], Some(sealed(2))).await;
+    assert_eq!(claim(&store, T0, 10).await.len(), 2);
+    store
+        .settle_delivery(delivered.id, "smtp", &DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    let bury = DeliveryOutcome::Dead {
+        error: "550 no such user".into(),
+    };
+    store
+        .settle_delivery(dead.id, "webhook", &bury)
+        .await
+        .unwrap();
+
+    let (leased_secret, retried_secret) = (sealed(3), sealed(4));
+    let leased = queued(&store, user, &["smtp"], Some(leased_secret.clone())).await;
+    let retried = queued(&store, user, &["smtp"], Some(retried_secret.clone())).await;
+    assert_eq!(claim(&store, T0, 10).await.len(), 2);
+    let retry = DeliveryOutcome::Retry {
+        at: T0 + Duration::hours(1),
+        error: "421 try later".into(),
+    };
+    store
+        .settle_delivery(retried.id, "smtp", &retry)
+        .await
+        .unwrap();
+    let _plain = queued(&store, user, &["smtp"], None).await;
+    let both_secret = sealed(5);
+    let both = queued(
+        &store,
+        user,
+        &["webhook", "smtp"],
+        Some(both_secret.clone()),
+    )
+    .await;
+
+    let mut expected = vec![
+        entry(&leased, "smtp", &leased_secret),
+        entry(&retried, "smtp", &retried_secret),
+        entry(&both, "smtp", &both_secret),
+        entry(&both, "webhook", &both_secret),
+    ];
+    expected.sort_by(|a, b| (a.id.as_uuid(), &a.channel).cmp(&(b.id.as_uuid(), &b.channel)));
+    assert_eq!(store.list_sealed_outbox_secrets().await.unwrap(), expected);
+}
+
+/// A row's secret is replaced only while the expected bytes are still stored, and only on
+/// its own channel, even while a worker holds its lease: the lease and attempt count are
+/// untouched, and the row is claimed again, carrying the new bytes, only when the lease
+/// ends. A stale read, an unknown row, and a row settled in between (delivered, or dead
+/// with its secret cleared) swap nothing.
+pub async fn an_outbox_secret_is_swapped_only_from_the_expected_bytes_even_while_leased<
+    S: Store,
+>(
+    store: S,
+) {
+    let user = given_user(&store).await;
+    let old = sealed(1);
+    let n = queued(&store, user, &["smtp", "webhook"], Some(old.clone())).await;
+    assert_eq!(claim(&store, T0, 10).await.len(), 2);
+
+    let new = sealed(2);
+    assert!(
+        store
+            .swap_sealed_outbox_secret(n.id, "smtp", &old, &new)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_sealed_outbox_secrets().await.unwrap(),
+        {
+            let mut both = vec![entry(&n, "smtp", &new), entry(&n, "webhook", &old)];
+            both.sort_by(|a, b| a.channel.cmp(&b.channel));
+            both
+        },
+        "only the named channel's row changes"
+    );
+    assert!(
+        !store
+            .swap_sealed_outbox_secret(n.id, "smtp", &old, &sealed(3))
+            .await
+            .unwrap(),
+        "a stale expected value loses"
+    );
+    let stranger = notice(&["smtp"]);
+    assert!(
+        !store
+            .swap_sealed_outbox_secret(stranger.id, "smtp", &new, &sealed(4))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .swap_sealed_outbox_secret(n.id, "log", &old, &sealed(4))
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        claim(&store, T0 + LEASE - Duration::seconds(1), 10)
+            .await
+            .is_empty(),
+        "the swap left the lease alone"
+    );
+    let again = claim(&store, T0 + LEASE, 10).await;
+    let smtp = again.iter().find(|d| d.channel == "smtp").unwrap();
+    assert_eq!(
+        (smtp.attempts, smtp.sealed_secret.clone()),
+        (2, Some(new.clone()))
+    );
+
+    // Settled while the rotation held its read: the swap finds nothing to replace.
+    store
+        .settle_delivery(n.id, "smtp", &DeliveryOutcome::Delivered)
+        .await
+        .unwrap();
+    let bury = DeliveryOutcome::Dead {
+        error: "410 gone".into(),
+    };
+    store.settle_delivery(n.id, "webhook", &bury).await.unwrap();
+    assert!(
+        !store
+            .swap_sealed_outbox_secret(n.id, "smtp", &new, &sealed(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .swap_sealed_outbox_secret(n.id, "webhook", &old, &sealed(6))
+            .await
+            .unwrap()
+    );
+    assert!(store.list_sealed_outbox_secrets().await.unwrap().is_empty());
+    assert_eq!(
+        store.outbox_backlog().await.unwrap(),
+        OutboxBacklog {
+            pending: 0,
+            dead: 1,
+            oldest: None,
+        },
+        "a failed swap revives nothing"
+    );
+}
+
+/// Of eight concurrent swaps from the same read of one outbox row exactly one wins, and
+/// its value is the one stored.
+pub async fn of_eight_concurrent_swaps_of_one_outbox_secret_exactly_one_wins<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    let old = sealed(1);
+    let n = queued(&store, user, &["smtp"], Some(old.clone())).await;
+    let candidates: Vec<Vec<u8>> = (0..8u8).map(|i| sealed(10 + i)).collect();
+    let outcomes = race(&store, candidates.len(), |store, i| {
+        let (expected, new) = (old.clone(), candidates[i].clone());
+        async move {
+            store
+                .swap_sealed_outbox_secret(n.id, "smtp", &expected, &new)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(wins(&outcomes), 1, "{outcomes:?}");
+    let winner = outcomes.iter().position(|won| *won).unwrap();
+    assert_eq!(
+        store.list_sealed_outbox_secrets().await.unwrap(),
+        [entry(&n, "smtp", &candidates[winner])]
+    );
 }

@@ -1,11 +1,13 @@
 //! Servers whose notifications go to a test's own channels (the in-process SMTP sink, a
 //! webhook receiver), and waiting on the outbox through `/metrics`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tessera::config::{Config, OutboxConfig};
 use tessera_adapters::notify::ChannelSettings;
 use tessera_adapters::notify::testing::{ReceivedMail, SmtpSink};
+use tessera_adapters::testing::TestDatabase;
 
 use super::{Backend, Options, TestApp};
 
@@ -62,8 +64,18 @@ pub async fn spawn_notifying(backend: Backend, channels: Channels) -> Option<Tes
 /// Another server on `first`'s database (same master key), notifying `channels`.
 pub async fn second_node(first: &TestApp, channels: Channels) -> TestApp {
     let opts = options(Some(first.master_key.clone()));
+    start_notifying_on(first.db.clone(), opts, channels).await
+}
+
+/// A server on `db` started with `options` (built on [`options`], so that the channels
+/// apply), notifying `channels`.
+pub async fn start_notifying_on(
+    db: Arc<TestDatabase>,
+    options: Options,
+    channels: Channels,
+) -> TestApp {
     CHANNELS
-        .scope(channels, TestApp::start_on(first.db.clone(), None, opts))
+        .scope(channels, TestApp::start_on(db, None, options))
         .await
         .unwrap()
 }

@@ -33,6 +33,7 @@ pub async fn run(
         };
     }
     backend.migrate().await?;
+    warn_if_notices_go_to_the_log(config, &action);
     match backend {
         Backend::Sqlite(store) => run_with(store, config, operator, action).await,
         Backend::Postgres(store) => run_with(store, config, operator, action).await,
@@ -132,6 +133,27 @@ async fn run_with<S: Store>(
         AdminCommand::VerifyAudit => crate::audit::verify(app.store()).await?,
     };
     Ok(out)
+}
+
+/// Outbox rows are addressed to the channels of the process that queues them, and a
+/// server delivers only to its own: a notice queued by a command run without the
+/// server's channel settings goes to the log channel, which such a server marks dead
+/// ("channel not configured"), and the user is never told. Say so before it happens.
+fn warn_if_notices_go_to_the_log(config: &Config, action: &AdminCommand) {
+    let notifies = matches!(
+        action,
+        AdminCommand::MfaReset { .. }
+            | AdminCommand::RevokeSessions { .. }
+            | AdminCommand::SendPasswordReset { .. }
+    );
+    if notifies && config.notify.smtp.is_none() && config.notify.webhook.is_none() {
+        tracing::warn!(
+            "no notification channel is configured for this command (TESSERA_SMTP_URL, \
+             TESSERA_WEBHOOK_URL): the notice it queues is addressed to the log channel, and \
+             a server with SMTP or a webhook will not send it. Run admin commands with the \
+             server's settings (the same --config file or environment)."
+        );
+    }
 }
 
 fn admin_error(e: AppError) -> anyhow::Error {

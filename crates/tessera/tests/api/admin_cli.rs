@@ -117,6 +117,26 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
             ],
         )
     };
+    // Without the server's channel settings the notice would go to the log channel,
+    // which this server does not deliver to: the command says so.
+    let out = cli(
+        &app,
+        &[
+            "admin",
+            "revoke-sessions",
+            "--email",
+            &email,
+            "--operator",
+            "ops-ana",
+        ],
+    );
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no notification channel is configured"),
+        "{said}"
+    );
+
     let out = send("   ");
     assert!(!out.status.success(), "a blank reason is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("reason"));
@@ -129,6 +149,10 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("password-reset link queued"), "{stdout}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("no notification channel"),
+        "with the server's settings there is nothing to warn of"
+    );
     assert!(
         !stdout.contains("pr_"),
         "the operator never sees the link: {stdout}"

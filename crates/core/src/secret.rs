@@ -100,7 +100,7 @@ opaque_token!(
 /// ```compile_fail,E0308
 /// use tessera_core::mfa::recovery::{RecoveryCode, RecoveryCodeHash};
 /// use tessera_core::secret::TokenHash;
-/// let code: RecoveryCodeHash = RecoveryCode::from_random([0; 10]).hash();
+/// let code: RecoveryCodeHash = RecoveryCode::from_random([0; 15]).hash();
 /// let token: TokenHash = code;
 /// ```
 pub struct Sha256Hash<K>([u8; 32], PhantomData<K>);
@@ -204,7 +204,7 @@ mod tests {
     #[test]
     fn each_hash_kind_debugs_under_its_own_name() {
         let token = RefreshToken::from_random([42; 32]).hash();
-        let code = crate::mfa::recovery::RecoveryCode::from_random([42; 10]).hash();
+        let code = crate::mfa::recovery::RecoveryCode::from_random([42; 15]).hash();
         assert!(format!("{token:?}").starts_with("TokenHash("));
         assert!(format!("{code:?}").starts_with("RecoveryCodeHash("));
     }

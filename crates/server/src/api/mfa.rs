@@ -76,7 +76,8 @@ pub struct CodeRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct RecoveryCodesResponse {
-    /// Ten single-use codes, shown this once.
+    /// Ten single-use codes, shown this once: 120 bits each, as
+    /// `xxxx-xxxx-xxxx-xxxx-xxxx-xxxx` (case and dashes ignored when typed back).
     recovery_codes: Vec<String>,
 }
 

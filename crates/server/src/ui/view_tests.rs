@@ -13,7 +13,10 @@ use time::macros::datetime;
 use super::views::{AccountSecurityPage, DeviceRow, LoginPage, MfaSetupPage, RecoveryCodesPage};
 
 const CSRF: &str = "csrf-token-fixture";
-const RECOVERY: [&str; 2] = ["abcd-efgh-ijkl-mnop", "qrst-uvwx-yz23-4567"];
+const RECOVERY: [&str; 2] = [
+    "abcd-efgh-ijkl-mnop-qrst-uvwx",
+    "yz23-4567-abcd-efgh-ijkl-mnop",
+];
 
 fn session(n: u8, name: Option<&str>, ua: &str, current: bool) -> DeviceRow {
     let at = datetime!(2026-11-29 10:00 UTC);
@@ -193,7 +196,7 @@ fn recovery_codes_appear_only_on_the_confirm_page() {
     let href = confirm.download_href();
     assert!(href.starts_with("data:text/plain;charset=utf-8,"));
     assert!(
-        href.contains("abcd-efgh-ijkl-mnop%0Aqrst-uvwx-yz23-4567%0A"),
+        href.contains("abcd-efgh-ijkl-mnop-qrst-uvwx%0Ayz23-4567-abcd-efgh-ijkl-mnop%0A"),
         "{href}"
     );
     assert!(html.contains("download=\"tessera-recovery-codes.txt\""));

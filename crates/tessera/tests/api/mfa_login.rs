@@ -7,8 +7,8 @@ use tessera_app::ports::Clock;
 
 use crate::both_backends;
 use crate::helpers::{
-    PASSWORD, TestApp, assert_problem, claims, enrolled, login_mfa, next_step, oathtool, s,
-    wrong_code,
+    Db, PASSWORD, TestApp, assert_issued_codes, assert_problem, claims, enrolled, login_mfa,
+    next_step, oathtool, s, wrong_code,
 };
 
 both_backends!(
@@ -107,6 +107,66 @@ both_backends!(
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
         assert_problem(res, 401, "invalid_mfa_code").await;
         assert_eq!(app.count_events("recovery_code_used").await, 1);
+    }
+);
+
+/// A code handed out before codes grew to 120 bits: 16 base32 characters, and the row the
+/// store wrote for it then, SHA-256 of `tessera:recovery-code:` and the lower-case code
+/// (`printf 'tessera:recovery-code:abcdefgh2345mnop' | sha256sum`), fixed here rather than
+/// computed by the code under test.
+const LEGACY_CODE: &str = "ABCD EFGH-2345 mnop";
+const LEGACY_HASH: &str = "970975a6c10bdb047dec3f12648ee9437908b9c564324fc76ff97433ee29ecfe";
+
+both_backends!(
+    a_new_120_bit_code_and_a_legacy_80_bit_code_both_sign_in_once,
+    |app: TestApp| async move {
+        let Some((email, login, _, codes)) = enrolled(&app, "d1").await else {
+            return;
+        };
+        assert_issued_codes(&codes);
+        let pending = app.login_ok(&email, PASSWORD, "d2").await;
+        let res = login_mfa(&app, &s(&pending, "mfa_token"), &codes[3]).await;
+        assert_eq!(res.status(), StatusCode::OK, "{}", codes[3]);
+
+        // The user still holds a code from before the change: its stored hash is a row
+        // like any other of theirs.
+        let me: Value = app
+            .get_auth("/v1/me", &s(&login, "access_token"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let db = Db::open(&app).await;
+        let user = db.uuid_literal(uuid::Uuid::parse_str(&s(&me, "user_id")).unwrap());
+        let micros = app.clock.now().unix_timestamp_nanos() / 1000;
+        app.sql(&format!(
+            "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ({user}, {}, {})",
+            db.dialect(
+                &format!("X'{LEGACY_HASH}'"),
+                &format!("decode('{LEGACY_HASH}', 'hex')")
+            ),
+            db.dialect(
+                &micros.to_string(),
+                &format!("to_timestamp({micros} / 1e6)")
+            ),
+        ))
+        .await;
+        let pending = app.login_ok(&email, PASSWORD, "d3").await;
+        let res = login_mfa(&app, &s(&pending, "mfa_token"), LEGACY_CODE).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let tokens: Value = res.json().await.unwrap();
+        let me: Value = app
+            .get_auth("/v1/me", &s(&tokens, "access_token"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        // Ten issued and one legacy, less the two used.
+        assert_eq!(me["mfa"]["recovery_codes_remaining"], 9, "{me}");
+        let pending = app.login_ok(&email, PASSWORD, "d4").await;
+        let res = login_mfa(&app, &s(&pending, "mfa_token"), LEGACY_CODE).await;
+        assert_problem(res, 401, "invalid_mfa_code").await;
+        assert_eq!(app.count_events("recovery_code_used").await, 2);
     }
 );
 

@@ -7,8 +7,8 @@ use serde_json::json;
 use tessera_app::ports::Clock;
 
 use crate::helpers::{
-    Backend, FormClient, PASSWORD, TestApp, assert_cut_off, location, new_user, oathtool,
-    retry_after, s, wrong_code,
+    Backend, FormClient, PASSWORD, TestApp, assert_cut_off, assert_issued_codes, location,
+    new_user, oathtool, retry_after, s, wrong_code,
 };
 
 /// The TOTP secret a set-up page shows as text.
@@ -506,6 +506,7 @@ async fn enable_mfa_through_the_pages(
     assert_eq!(res.status(), StatusCode::OK);
     let codes = listed_codes(&res.text().await.unwrap());
     assert_eq!(codes.len(), 10);
+    assert_issued_codes(&codes);
     Some((secret, codes))
 }
 
@@ -540,6 +541,7 @@ async fn new_recovery_codes_from_the_page_replace_the_old_ones_after_a_code() {
     assert!(html.contains("Your new recovery codes"));
     let codes = listed_codes(&html);
     assert_eq!(codes.len(), 10);
+    assert_issued_codes(&codes);
     assert!(
         codes.iter().all(|c| !first_codes.contains(c)),
         "new codes, not the old ones"

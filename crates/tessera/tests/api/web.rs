@@ -11,7 +11,7 @@ use crate::helpers::web::{
     ENTER, TAB, assert_fits_and_labelled, assert_no_token_visible_to_js, response_status, set_up,
     sign_in, submit_login,
 };
-use crate::helpers::{PASSWORD, TestApp, assert_cut_off, oathtool, s};
+use crate::helpers::{PASSWORD, TestApp, assert_cut_off, assert_issued_codes, oathtool, s};
 
 const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
@@ -19,6 +19,25 @@ const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS
 fn next_code(app: &TestApp, secret: &str) -> Option<String> {
     app.clock.advance(time::Duration::seconds(30));
     oathtool(secret, app.clock.now())
+}
+
+/// Every listed recovery code lies within its own list item: a code wider than its column
+/// would run into the codes of the next one, unreadable, and no sideways scroll shows it.
+async fn assert_codes_fit_their_column(browser: &Browser) {
+    let spill = browser
+        .execute(
+            r#"
+            return [...document.querySelectorAll('ol#recovery-codes li')]
+                .filter(li => {
+                    const item = li.getBoundingClientRect();
+                    return [...li.querySelector('code').getClientRects()]
+                        .some(r => r.left < item.left - 0.5 || r.right > item.right + 0.5);
+                })
+                .map(li => li.textContent.trim());
+            "#,
+        )
+        .await;
+    assert_eq!(spill, json!([]), "codes spill out of their column");
 }
 
 /// Whether the account page says MFA is on ("On") or off ("Off").
@@ -135,7 +154,8 @@ async fn a_user_enables_mfa_and_revokes_another_device_from_the_account_page() {
     assert_eq!(codes.len(), 10, "{codes:?}");
     let distinct: std::collections::HashSet<_> = codes.iter().collect();
     assert_eq!(distinct.len(), 10, "{codes:?}");
-    assert!(codes.iter().all(|c| !c.is_empty()), "{codes:?}");
+    assert_issued_codes(&codes);
+    assert_codes_fit_their_column(&browser).await;
     let download = browser.attr("a#download-codes", "href").await;
     assert!(
         download.is_some_and(|href| !href.is_empty()),
@@ -211,6 +231,15 @@ async fn a_user_enables_mfa_and_revokes_another_device_from_the_account_page() {
     assert_eq!(browser.count("section#devices li.device").await, 1);
     assert_no_token_visible_to_js(&browser).await;
     browser.screenshot("account-signed-in-with-mfa").await;
+
+    // A recovery code typed as shown, 29 characters with its dashes, fits the same field.
+    browser.click_and_wait("#sign-out").await;
+    submit_login(&browser, &app, &email, PASSWORD).await;
+    assert_eq!(browser.path().await, "/login/mfa");
+    browser.fill("#code", &codes[0]).await;
+    browser.click_and_wait("#verify").await;
+    assert_eq!(browser.path().await, "/account/security", "{}", codes[0]);
+    assert_eq!(app.count_events("recovery_code_used").await, 1);
     browser.close().await;
 }
 
@@ -269,6 +298,19 @@ async fn the_account_page_fits_a_phone_and_labels_every_field() {
     assert_eq!(browser.path().await, "/account/security/mfa/setup");
     assert_fits_and_labelled(&browser).await;
     browser.screenshot("mfa-setup-phone").await;
+
+    // The codes, 29 characters each, never wrap and stay on the screen.
+    let secret = browser.text("#totp-secret").await;
+    let Some(code) = oathtool(&secret, app.clock.now()) else {
+        return;
+    };
+    browser.fill("#confirm-code", &code).await;
+    browser.click_and_wait("#confirm-mfa").await;
+    assert_eq!(browser.path().await, "/account/security/mfa/confirm");
+    assert_eq!(browser.texts("ol#recovery-codes li code").await.len(), 10);
+    assert_fits_and_labelled(&browser).await;
+    assert_codes_fit_their_column(&browser).await;
+    browser.screenshot("mfa-recovery-codes-phone").await;
     browser.close().await;
 }
 

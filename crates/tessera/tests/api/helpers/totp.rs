@@ -58,13 +58,36 @@ pub async fn enroll(app: &TestApp, at: &str) -> Option<(String, Vec<String>)> {
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
-    let codes = body["recovery_codes"]
+    Some((secret, issued_codes(&body)))
+}
+
+/// The `recovery_codes` of an enrolment's or a regeneration's answer.
+pub fn issued_codes(body: &Value) -> Vec<String> {
+    body["recovery_codes"]
         .as_array()
         .unwrap()
         .iter()
         .map(|c| c.as_str().unwrap().to_owned())
-        .collect();
-    Some((secret, codes))
+        .collect()
+}
+
+/// Checks recovery codes as issued: 120 random bits each, shown as six dash-separated
+/// groups of four lower-case base32 characters (`xxxx-xxxx-xxxx-xxxx-xxxx-xxxx`).
+pub fn assert_issued_codes<C: AsRef<str>>(codes: &[C]) {
+    for code in codes.iter().map(AsRef::as_ref) {
+        let groups: Vec<&str> = code.split('-').collect();
+        assert_eq!(groups.len(), 6, "{code}");
+        assert!(
+            groups.iter().all(|g| g.len() == 4
+                && g.bytes()
+                    .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))),
+            "{code}"
+        );
+        let bits = data_encoding::BASE32_NOPAD
+            .decode(code.replace('-', "").to_ascii_uppercase().as_bytes())
+            .unwrap_or_else(|e| panic!("{code}: {e}"));
+        assert_eq!(bits.len() * 8, 120, "{code}");
+    }
 }
 
 /// The login's second step.

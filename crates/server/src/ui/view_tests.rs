@@ -10,7 +10,9 @@ use tessera_core::mfa::totp::TotpSecret;
 use tessera_core::session::SessionState;
 use time::macros::datetime;
 
-use super::views::{AccountSecurityPage, DeviceRow, LoginPage, MfaSetupPage, RecoveryCodesPage};
+use super::views::{
+    AccountSecurityPage, DeviceRow, LoginMfaPage, LoginPage, MfaSetupPage, RecoveryCodesPage,
+};
 
 const CSRF: &str = "csrf-token-fixture";
 const RECOVERY: [&str; 2] = [
@@ -264,6 +266,26 @@ fn a_login_error_is_announced_and_the_email_is_kept() {
     .unwrap();
     assert!(html.contains("role=\"alert\">Too many failed attempts. Try again in 10 minutes."));
     assert!(html.contains("value=\"ana&#34;@example.com\""), "{html}");
+}
+
+/// The second step takes a recovery code too, which holds letters: a phone must offer a
+/// keyboard that can type them (a numeric one cannot), and must not capitalise or
+/// "correct" them.
+#[test]
+fn the_second_step_field_lets_a_phone_type_a_recovery_code() {
+    let html = LoginMfaPage {
+        csrf: CSRF.into(),
+        error: None,
+    }
+    .render()
+    .unwrap();
+    let field = html
+        .lines()
+        .find(|l| l.contains("id=\"code\""))
+        .expect("the code field");
+    assert!(!field.contains("inputmode=\"numeric\""), "{field}");
+    assert!(field.contains("autocapitalize=\"none\""), "{field}");
+    assert!(field.contains("spellcheck=\"false\""), "{field}");
 }
 
 #[test]

@@ -245,6 +245,12 @@ async fn no_reset_link_reopens_a_disabled_account(backend: Backend) {
         "only the link from before the disable: {:?}",
         sink.mails()
     );
+    // Nor does an operator's reset: the command refuses and says why.
+    let out = admin(&app, &settings, "send-password-reset", &email, Some(REASON));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("disabled"));
+    drained(&app).await;
+    assert_eq!(mails_of(&sink, &email, LINK_SUBJECT).len(), 1);
     let told = mails_of(&sink, &email, DISABLED_SUBJECT);
     assert_eq!(told.len(), 1, "{:?}", sink.mails());
     assert!(

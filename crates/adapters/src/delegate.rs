@@ -44,6 +44,17 @@ macro_rules! impl_store_ports {
                     .map_err(store_error)
             }
 
+            async fn swap_user_disabled(
+                &self,
+                id: ::tessera_core::ids::UserId,
+                disabled_at: Option<::time::OffsetDateTime>,
+                now: ::time::OffsetDateTime,
+            ) -> __p::StoreResult<bool> {
+                users::swap_disabled(&self.$write, id, disabled_at, now)
+                    .await
+                    .map_err(store_error)
+            }
+
             async fn list_roles(
                 &self,
                 id: ::tessera_core::ids::UserId,

@@ -119,7 +119,7 @@ impl ChainRow {
 macro_rules! select_user {
     ($where:literal) => {
         concat!(
-            "SELECT u.id, u.email, p.hash, u.created_at \
+            "SELECT u.id, u.email, p.hash, u.created_at, u.disabled_at \
              FROM users u JOIN password_credentials p ON p.user_id = u.id ",
             $where
         )
@@ -134,6 +134,7 @@ pub(crate) struct UserRow<D: Dialect> {
     email: String,
     hash: String,
     created_at: D::Instant,
+    disabled_at: Option<D::Instant>,
 }
 
 impl<D: Dialect> UserRow<D> {
@@ -143,6 +144,7 @@ impl<D: Dialect> UserRow<D> {
             email: Email::from_stored(self.email),
             password_hash: PasswordHash::from_stored(self.hash),
             created_at: self.created_at.into(),
+            disabled_at: instant(self.disabled_at),
         }
     }
 }

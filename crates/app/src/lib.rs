@@ -54,7 +54,7 @@ mod retention;
 mod sessions;
 mod signin;
 
-pub use admin::{Actor, parse_reason};
+pub use admin::{AccountChange, Actor, parse_reason};
 pub use app::{App, Limits, RequestContext, Settings, Tokens};
 pub use devices::{DeviceSession, MAX_EVENTS};
 pub use error::AppError;

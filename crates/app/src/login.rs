@@ -98,6 +98,7 @@ impl<S: Store> App<S> {
             email: user.email,
             password_hash: user.password_hash,
             created_at: now,
+            disabled_at: None,
         })
     }
 
@@ -157,16 +158,24 @@ impl<S: Store> App<S> {
             .check_password_reserved(input.password, hash, reserved)
             .await?;
         let user = match user {
-            Some(u) if password_ok => u,
+            Some(u) if password_ok && u.disabled_at.is_none() => u,
             Some(u) => {
+                // A disabled account is answered as a wrong password, after the same
+                // work, and its budget is kept too: a refund would tell the caller the
+                // password was right. Only the event (for the operator) says which.
                 reserved.keep().await;
                 let started = std::time::Instant::now();
+                let why = if password_ok {
+                    "account_disabled"
+                } else {
+                    "invalid_password"
+                };
                 self.record(
                     u.id,
                     EventKind::LoginFailed,
                     ctx,
                     None,
-                    serde_json::json!({"reason": "invalid_password"}),
+                    serde_json::json!({"reason": why}),
                 )
                 .await?;
                 self.failure_pace.observe(started.elapsed());

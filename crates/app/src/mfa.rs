@@ -277,12 +277,16 @@ impl<S: Store> App<S> {
             .ok_or(AppError::InvalidMfaToken)?;
         let user = self.user(challenge.user_id).await?;
         // Judged on the password the first step verified and the factor enrolled now; a
-        // challenge that outlived either is void before any code is looked at.
+        // challenge that outlived either, or its account's disable, is void before any code
+        // is looked at.
         let basis = SignInBasis {
             password_hash: challenge.password_hash.clone(),
             factor: self.mfa_enabled(user.id).await?.and_then(|m| m.enabled_at),
         };
-        if basis.factor.is_none() || user.password_hash != basis.password_hash {
+        if basis.factor.is_none()
+            || user.password_hash != basis.password_hash
+            || user.disabled_at.is_some()
+        {
             return Err(AppError::InvalidMfaToken);
         }
         self.check_second_factor(&user, code, ctx, "login").await?;

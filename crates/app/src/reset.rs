@@ -8,7 +8,7 @@
 //!                                      background
 //!   link ──complete(token, password)──► taken (single use) ──► password set,
 //!                                       every session revoked, user notified
-//!        └─[malformed, unknown, used, expired]──► invalid_reset_token
+//!        └─[malformed, unknown, used, expired, account disabled]──► invalid_reset_token
 //! ```
 //!
 //! The request answers before it looks the address up, so neither its body nor its
@@ -98,6 +98,10 @@ impl<S: Store> App<S> {
         let Some(user) = self.store.get_user_by_email(email).await? else {
             return Ok(());
         };
+        if user.disabled_at.is_some() {
+            // Answered like any address; a reset must not be a way back in.
+            return Ok(());
+        }
         self.issue_reset_link(&user, ctx, serde_json::json!({}))
             .await
     }
@@ -192,7 +196,14 @@ impl<S: Store> App<S> {
         new_hash: &PasswordHash,
     ) -> Result<crate::ports::UserRecord, AppError> {
         for _ in 0..SWAP_ATTEMPTS {
-            let Some(record) = self.store.get_user(user).await? else {
+            // A link sent before the account was disabled opens nothing: it is used up
+            // here like any dead link, and the password stays as it was.
+            let Some(record) = self
+                .store
+                .get_user(user)
+                .await?
+                .filter(|r| r.disabled_at.is_none())
+            else {
                 return Err(AppError::InvalidResetToken);
             };
             let now = self.clock.now();

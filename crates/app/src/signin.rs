@@ -1,7 +1,7 @@
 //! The rule every sign-in ends with, password login and its MFA second step alike.
 //!
-//! A sign-in is judged on credentials read before its session exists. A password change
-//! or an admin MFA reset that commits in between revokes the user's sessions before this
+//! A sign-in is judged on credentials read before its session exists. A password change,
+//! an admin MFA reset or an account disable that commits in between revokes the user's sessions before this
 //! one exists, and may purge the challenge only after it was consumed. So once the session
 //! is open the sign-in looks again: either the change's revocation saw the session, or
 //! this read sees the change — never neither — and the session is revoked at once.
@@ -41,9 +41,12 @@ impl<S: Store> App<S> {
         user: UserId,
         basis: &SignInBasis,
     ) -> Result<Option<RevokeReason>, AppError> {
-        let current = self.store.get_user(user).await?.map(|u| u.password_hash);
-        if current.as_ref() != Some(&basis.password_hash) {
+        let current = self.store.get_user(user).await?;
+        if current.as_ref().map(|u| &u.password_hash) != Some(&basis.password_hash) {
             return Ok(Some(RevokeReason::PasswordChanged));
+        }
+        if current.is_some_and(|u| u.disabled_at.is_some()) {
+            return Ok(Some(RevokeReason::RevokedByAdmin));
         }
         if let Some(enabled_at) = basis.factor {
             let same = self

@@ -36,6 +36,8 @@ kinds! {
     RolesChanged => "roles_changed",
     PasswordResetRequested => "password_reset_requested",
     PasswordReset => "password_reset",
+    AccountDisabled => "account_disabled",
+    AccountEnabled => "account_enabled",
 }
 
 #[cfg(test)]

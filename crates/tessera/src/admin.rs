@@ -123,6 +123,41 @@ async fn run_with<S: Store>(
                 .map_err(admin_error)?;
             format!("{email}: {revoked} session(s) revoked")
         }
+        AdminCommand::DisableUser { email, reason } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let done = app
+                .admin_disable_user(&actor, user.id, &reason, &ctx)
+                .await
+                .map_err(admin_error)?;
+            let state = if done.changed {
+                "disabled"
+            } else {
+                "already disabled, nothing recorded"
+            };
+            format!(
+                "{email}: {state}, {} session(s) revoked",
+                done.sessions_revoked
+            )
+        }
+        AdminCommand::EnableUser { email, reason } => {
+            let user = app
+                .find_user_by_email(&find(&email)?)
+                .await
+                .map_err(admin_error)?;
+            let done = app
+                .admin_enable_user(&actor, user.id, &reason, &ctx)
+                .await
+                .map_err(admin_error)?;
+            let state = if done.changed {
+                "enabled"
+            } else {
+                "not disabled, nothing changed"
+            };
+            format!("{email}: {state}")
+        }
         AdminCommand::Purge { once } => {
             let (report, runs) =
                 crate::retention::purge_until_done(&app, once, std::time::Duration::ZERO)

@@ -69,6 +69,24 @@ pub enum AdminCommand {
     /// (TESSERA_MASTER_KEY), opening them with it or with TESSERA_MASTER_KEY_PREVIOUS.
     /// See docs/operations.md, "Rotating the master key".
     RotateMasterKey,
+    /// Disable a user's account: every session ends on every node, its password signs
+    /// nobody in and no reset link is sent or honoured until enable-user. The user is
+    /// notified. See docs/operations.md, "Disabling an account".
+    DisableUser {
+        #[arg(long)]
+        email: String,
+        /// Why: the ticket and who asked (recorded verbatim).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account again (its password works again; no session returns).
+    EnableUser {
+        #[arg(long)]
+        email: String,
+        /// Why: the ticket and who asked (recorded verbatim).
+        #[arg(long)]
+        reason: String,
+    },
     /// End every session of a user.
     RevokeSessions {
         #[arg(long)]

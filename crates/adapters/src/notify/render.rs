@@ -104,6 +104,8 @@ fn subject(kind: EventKind) -> &'static str {
         EventKind::PasswordChanged => "Your password was changed",
         EventKind::PasswordResetRequested => "Reset your password",
         EventKind::PasswordReset => "Your password was reset",
+        EventKind::AccountDisabled => "Your account was disabled",
+        EventKind::AccountEnabled => "Your account was enabled again",
         _ => "Security activity on your account",
     }
 }
@@ -156,6 +158,16 @@ fn headline(message: &OutgoingMessage) -> String {
         EventKind::PasswordReset => {
             "The password of your account was reset, and every device signed in to it was \
              signed out."
+                .into()
+        }
+        EventKind::AccountDisabled => {
+            "An administrator disabled your account and signed out every device signed in \
+             to it; it cannot be signed in to until it is enabled again."
+                .into()
+        }
+        EventKind::AccountEnabled => {
+            "An administrator enabled your account again; it can be signed in to with its \
+             password."
                 .into()
         }
         other => format!(

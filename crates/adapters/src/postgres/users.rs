@@ -68,6 +68,34 @@ pub(super) async fn swap_password_hash(
     Ok(done.rows_affected() == 1)
 }
 
+/// One guarded statement per direction, so of two concurrent disables exactly one reports
+/// the change (and only its time is kept).
+pub(super) async fn swap_disabled(
+    pool: &PgPool,
+    id: UserId,
+    disabled_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Db<bool> {
+    let done = match disabled_at {
+        Some(at) => sqlx::query(
+            "UPDATE users SET disabled_at = $2, updated_at = $3 \
+             WHERE id = $1 AND disabled_at IS NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(at)
+        .bind(now),
+        None => sqlx::query(
+            "UPDATE users SET disabled_at = NULL, updated_at = $2 \
+             WHERE id = $1 AND disabled_at IS NOT NULL",
+        )
+        .bind(id.as_uuid())
+        .bind(now),
+    }
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub(super) async fn list_roles(pool: &PgPool, id: UserId) -> Db<Vec<Role>> {
     let names: Vec<String> =
         sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1 ORDER BY role")

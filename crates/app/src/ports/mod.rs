@@ -81,6 +81,15 @@ pub trait UserStore: Send + Sync {
         new: &PasswordHash,
         now: OffsetDateTime,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Disables the account at `disabled_at` (`Some`) if it is enabled, or enables it
+    /// (`None`) if it is disabled; true when this call changed it. A second disable keeps
+    /// the first one's time, so the record says when the account was locked.
+    fn swap_user_disabled(
+        &self,
+        id: UserId,
+        disabled_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// The user's roles, sorted by name.
     fn list_roles(&self, id: UserId) -> impl Future<Output = StoreResult<Vec<Role>>> + Send;
     /// Replaces the user's set of roles.

@@ -25,6 +25,9 @@ pub struct UserRecord {
     pub email: Email,
     pub password_hash: PasswordHash,
     pub created_at: OffsetDateTime,
+    /// When an operator disabled the account (`None`: it is enabled). A disabled account
+    /// signs in with no password and gets no reset link.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone)]

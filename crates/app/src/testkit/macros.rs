@@ -59,6 +59,8 @@ macro_rules! __store_suite_cases {
             users::a_password_hash_is_swapped_only_from_the_expected_one,
             users::roles_are_replaced_as_a_set_and_listed_sorted,
             users::concurrent_grants_of_different_roles_all_survive,
+            users::an_account_is_disabled_and_enabled_once_each,
+            users::of_concurrent_disables_exactly_one_wins,
             revocation::revoking_a_session_twice_reports_false_the_second_time,
             revocation::revoking_all_sessions_keeps_the_given_one_and_returns_the_others,
             records::events_round_trip_every_field_and_list_newest_first,

@@ -461,6 +461,8 @@ fn describe(kind: EventKind) -> (&'static str, bool) {
         EventKind::RolesChanged => ("Account roles changed", true),
         EventKind::PasswordResetRequested => ("Password reset link emailed", true),
         EventKind::PasswordReset => ("Password reset by email link", true),
+        EventKind::AccountDisabled => ("Account disabled by support", true),
+        EventKind::AccountEnabled => ("Account enabled again by support", true),
     }
 }
 

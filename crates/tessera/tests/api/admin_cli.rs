@@ -9,7 +9,11 @@ use crate::helpers::notify::{reset_link, spawn_with_sink};
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, enrolled, s};
 
 /// `tessera admin …` on `app`'s database with its master key (and `settings`).
-fn cli_with(app: &TestApp, settings: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+pub(crate) fn cli_with(
+    app: &TestApp,
+    settings: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .env_clear()

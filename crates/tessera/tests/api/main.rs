@@ -12,6 +12,7 @@ mod binding;
 mod browser;
 mod browser_rotation;
 mod devices;
+mod disable;
 mod edge;
 mod embedded_cache;
 mod freshness;

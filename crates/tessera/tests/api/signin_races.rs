@@ -1,4 +1,5 @@
-//! A login's second step racing a password change or an admin MFA reset, at the level of
+//! A login's second step racing a password change, an admin MFA reset or an account
+//! disable, at the level of
 //! the use cases: the change lands after the code was accepted and before the challenge
 //! is consumed, and its purge of the challenges only after the second step returned —
 //! so its revocation cannot see the session the second step opens. That session must not
@@ -32,6 +33,8 @@ enum Change {
     Password,
     /// `admin_mfa_reset`'s removal of the factor and its revocation (the purge later).
     MfaReset,
+    /// `admin_disable_user`'s flag and its revocation (the purge later).
+    Disable,
 }
 
 const T0: OffsetDateTime = datetime!(2026-06-01 10:00 UTC);
@@ -112,7 +115,7 @@ async fn second_step_racing<S: Store>(store: S, change: Change) {
         .collect();
     let expected = match change {
         Change::Password => vec![first.session_id],
-        Change::MfaReset => vec![],
+        Change::MfaReset | Change::Disable => vec![],
     };
     assert_eq!(live, expected, "no session of the second step survives");
 }
@@ -146,6 +149,18 @@ async fn land<S: Store>(
                 .await
                 .unwrap();
         }
+        Change::Disable => {
+            assert!(
+                store
+                    .swap_user_disabled(user, Some(now), now)
+                    .await
+                    .unwrap()
+            );
+            store
+                .revoke_user_sessions(user, None, RevokeReason::RevokedByAdmin, now)
+                .await
+                .unwrap();
+        }
     }
 }
 
@@ -156,4 +171,8 @@ both_stores!(
 both_stores!(
     an_admin_mfa_reset_between_code_and_session_leaves_no_mfa_session,
     |store| second_step_racing(store, Change::MfaReset)
+);
+both_stores!(
+    an_account_disable_between_code_and_session_leaves_no_mfa_session,
+    |store| second_step_racing(store, Change::Disable)
 );

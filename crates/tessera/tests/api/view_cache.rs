@@ -12,10 +12,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera_app::ports::Clock;
 
+use crate::admin_cli::cli_with;
 use crate::both_backends;
 use crate::helpers::{
     Backend, Options, PASSWORD, PrivateRedis, TestApp, assert_problem, enroll, enrolled, metric,
-    oathtool, redis_prefix, redis_url, s, until_subscribed,
+    oathtool, redis_prefix, redis_url, s, subscribed_node, until_subscribed,
 };
 
 const VIEW_HITS: &str = "tessera_user_view_cache_total{result=\"hit\"}";
@@ -370,31 +371,21 @@ both_backends!(
 both_backends!(
     a_role_granted_by_the_cli_reaches_a_running_node_at_once,
     Backend => |backend: Backend| async move {
-        let Some(redis) = redis_url() else { return };
-        let prefix = redis_prefix();
-        let options = Options {
-            redis_url: Some(redis.clone()),
-            redis_key_prefix: Some(prefix.clone()),
-            ..Options::default()
-        };
-        let Some(app) = TestApp::spawn_with(backend, options).await else {
+        let Some((app, redis, prefix)) = subscribed_node(backend).await else {
             return;
         };
-        until_subscribed(&app.client, &app.url("/metrics")).await;
         let (email, login) = app.signed_in_user("d1").await;
         let at = s(&login, "access_token");
         assert_eq!(me(&app, &at).await["roles"], json!([]));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["admin", "grant-role", "--email", &email, "--role", "vendor"])
-            .args(["--operator", "ops-ana"])
-            .env_clear()
-            .env("TESSERA_DATABASE_URL", app.db.url())
-            .env("TESSERA_MASTER_KEY", &app.master_key)
-            .env("TESSERA_REDIS_URL", &redis)
-            .env("TESSERA_REDIS_KEY_PREFIX", &prefix)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
+        let publish = [
+            ("TESSERA_REDIS_URL", redis.as_str()),
+            ("TESSERA_REDIS_KEY_PREFIX", prefix.as_str()),
+        ];
+        let out = cli_with(
+            &app,
+            &publish,
+            &["admin", "grant-role", "--email", &email, "--role", "vendor", "--operator", "ops-ana"],
+        );
         assert!(
             out.status.success(),
             "{}",

@@ -7,7 +7,7 @@
 //! - `logins`: one live session per device, superseding, known devices.
 //! - `expiry`: idle and absolute deadlines, driven by a [`ManualClock`](super::ManualClock).
 //! - `revocation`: revoking one session or all of a user's.
-//! - `users`: accounts, email lookups, password and role swaps.
+//! - `users`: accounts, email lookups, password and role swaps, disabling.
 //! - `records`: security events and signing keys.
 //! - `mfa`: TOTP factors and their replay guard, recovery codes, login challenges, and
 //!   recording an MFA on a session.

@@ -1,4 +1,4 @@
-//! Accounts: lookups, the email uniqueness rule, password and role swaps.
+//! Accounts: lookups, the email uniqueness rule, password and role swaps, disabling.
 
 use tessera_core::Email;
 use tessera_core::ids::{Role, UserId};
@@ -175,4 +175,83 @@ pub async fn concurrent_grants_of_different_roles_all_survive<S: Store>(store: S
     expected.extend(roles(&["admin", "auditor"]));
     expected.sort();
     assert_eq!(store.list_roles(user).await.unwrap(), expected);
+}
+
+/// A new account is enabled. Disabling it keeps the time given (read back by id and by
+/// email, to the microsecond); a second disable reports false and keeps the first time;
+/// enabling clears it once; neither direction touches another account or an unknown id.
+pub async fn an_account_is_disabled_and_enabled_once_each<S: Store>(store: S) {
+    let ana = user("ana@example.com");
+    store.insert_user(&ana).await.unwrap();
+    let other = given_user(&store).await;
+    assert_eq!(
+        store.get_user(ana.id).await.unwrap().unwrap().disabled_at,
+        None
+    );
+
+    let first = T0 + Duration::hours(1);
+    let later = T0 + Duration::hours(2);
+    assert!(
+        store
+            .swap_user_disabled(ana.id, Some(first), first)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .swap_user_disabled(ana.id, Some(later), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get_user(ana.id).await.unwrap().unwrap().disabled_at,
+        Some(first)
+    );
+    let by_email = store.get_user_by_email(&ana.email).await.unwrap().unwrap();
+    assert_eq!(by_email.disabled_at, Some(first));
+    assert_eq!(
+        store.get_user(other).await.unwrap().unwrap().disabled_at,
+        None
+    );
+
+    assert!(store.swap_user_disabled(ana.id, None, later).await.unwrap());
+    assert!(!store.swap_user_disabled(ana.id, None, later).await.unwrap());
+    assert_eq!(
+        store.get_user(ana.id).await.unwrap().unwrap().disabled_at,
+        None
+    );
+    // The password is not the switch's business.
+    assert_eq!(
+        store.get_user(ana.id).await.unwrap().unwrap().password_hash,
+        ana.password_hash
+    );
+
+    let nobody = UserId::from_random(random());
+    assert!(
+        !store
+            .swap_user_disabled(nobody, Some(later), later)
+            .await
+            .unwrap()
+    );
+    assert!(!store.swap_user_disabled(nobody, None, later).await.unwrap());
+}
+
+/// Of sixteen concurrent disables of one account exactly one reports the change, and
+/// its time is the one stored.
+pub async fn of_concurrent_disables_exactly_one_wins<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    let at = |i: usize| T0 + Duration::seconds(i64::try_from(i).unwrap() + 1);
+    let won = super::race(&store, super::RACERS, |store, i| async move {
+        store
+            .swap_user_disabled(user, Some(at(i)), at(i))
+            .await
+            .unwrap()
+    })
+    .await;
+    let winners: Vec<usize> = (0..won.len()).filter(|&i| won[i]).collect();
+    assert_eq!(winners.len(), 1, "{won:?}");
+    assert_eq!(
+        store.get_user(user).await.unwrap().unwrap().disabled_at,
+        Some(at(winners[0]))
+    );
 }

@@ -1,5 +1,8 @@
-//! Redis for tests: the shared server's URL (or the loud skip), a key prefix per test, and
-//! a private `redis-server` a test may kill and restart.
+//! Redis for tests: the shared server's URL (or the loud skip), a key prefix per test, a
+//! node subscribed to its own channel, and a private `redis-server` a test may kill and
+//! restart.
+
+use super::{Backend, Options, TestApp, until_subscribed};
 
 /// The Redis URL for tests, or None after announcing the skip (a failure under
 /// TESSERA_TEST_REQUIRE=all).
@@ -19,6 +22,22 @@ pub fn redis_url() -> Option<String> {
 /// A key prefix no other test or run shares.
 pub fn redis_prefix() -> String {
     format!("tessera-test:{}:", uuid::Uuid::new_v4().simple())
+}
+
+/// A server with the session cache on and its revocation subscription up, on a key prefix
+/// of its own; with the Redis URL and that prefix, which a `tessera admin` run is given
+/// to publish to it. None after a skip notice.
+pub async fn subscribed_node(backend: Backend) -> Option<(TestApp, String, String)> {
+    let redis = redis_url()?;
+    let prefix = redis_prefix();
+    let options = Options {
+        redis_url: Some(redis.clone()),
+        redis_key_prefix: Some(prefix.clone()),
+        ..Options::default()
+    };
+    let app = TestApp::spawn_with(backend, options).await?;
+    until_subscribed(&app.client, &app.url("/metrics")).await;
+    Some((app, redis, prefix))
 }
 
 /// A redis-server of the test's own on a free port, so it can be killed and restarted

@@ -1,10 +1,11 @@
 //! The rule every sign-in ends with, password login and its MFA second step alike.
 //!
 //! A sign-in is judged on credentials read before its session exists. A password change,
-//! an admin MFA reset or an account disable that commits in between revokes the user's sessions before this
-//! one exists, and may purge the challenge only after it was consumed. So once the session
-//! is open the sign-in looks again: either the change's revocation saw the session, or
-//! this read sees the change — never neither — and the session is revoked at once.
+//! an admin MFA reset or an account disable that commits in between revokes the user's
+//! sessions before this one exists, and may purge the challenge only after it was
+//! consumed. So once the session is open the sign-in looks again: either the change's
+//! revocation saw the session, or this read sees the change — never neither — and the
+//! session is revoked at once.
 
 use tessera_core::ids::UserId;
 use tessera_core::password::PasswordHash;

@@ -1,7 +1,7 @@
 //! Administration: MFA reset, session revocation, roles, password-reset links, disabling
-//! and enabling accounts, reading a user's events. The HTTP endpoints call these after the caller passed the `admin.*`
-//! policy; the CLI calls them as an operator on the server host. Every action is recorded
-//! on the target user with who did it and why.
+//! and enabling accounts, reading a user's events. The HTTP endpoints call these after
+//! the caller passed the `admin.*` policy; the CLI calls them as an operator on the
+//! server host. Every action is recorded on the target user with who did it and why.
 
 use tessera_core::Email;
 use tessera_core::event::EventKind;
@@ -97,7 +97,7 @@ impl<S: Store> App<S> {
                 "is disabled: enable the account before sending it a reset link",
             ));
         }
-        let detail = serde_json::json!({"by": actor.detail(), "reason": reason});
+        let detail = serde_json::json!({"actor": actor.detail(), "reason": reason});
         self.issue_reset_link(&user, ctx, detail).await
     }
 

@@ -194,8 +194,8 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
         1,
         "the refused request recorded nothing: {events}"
     );
-    assert_eq!(asked[0]["detail"]["by"]["kind"], "operator");
-    assert_eq!(asked[0]["detail"]["by"]["name"], "ops-ana");
+    assert_eq!(asked[0]["detail"]["actor"]["kind"], "operator");
+    assert_eq!(asked[0]["detail"]["actor"]["name"], "ops-ana");
     assert_eq!(
         asked[0]["detail"]["reason"],
         "ticket 7: locked out, identity checked on a video call"

@@ -368,8 +368,9 @@ macro_rules! impl_store_ports {
                 now: ::time::OffsetDateTime,
                 lease: ::time::Duration,
                 limit: u32,
+                channels: &[String],
             ) -> __p::StoreResult<Vec<__p::Delivery>> {
-                outbox::claim(&self.$write, now, lease, limit)
+                outbox::claim(&self.$write, now, lease, limit, channels)
                     .await
                     .map_err(store_error)
             }

@@ -171,9 +171,10 @@ async fn run_with<S: Store>(
 }
 
 /// Outbox rows are addressed to the channels of the process that queues them, and a
-/// server delivers only to its own: a notice queued by a command run without the
-/// server's channel settings goes to the log channel, which such a server marks dead
-/// ("channel not configured"), and the user is never told. Say so before it happens.
+/// server claims only rows for its own: a notice queued by a command run without the
+/// server's channel settings goes to the log channel, where it waits for a node that
+/// writes to the log (docs/operations.md says how to re-address it), and the user is not
+/// told meanwhile. Say so before it happens.
 fn warn_if_notices_go_to_the_log(config: &Config, action: &AdminCommand) {
     let notifies = matches!(
         action,
@@ -185,8 +186,8 @@ fn warn_if_notices_go_to_the_log(config: &Config, action: &AdminCommand) {
         tracing::warn!(
             "no notification channel is configured for this command (TESSERA_SMTP_URL, \
              TESSERA_WEBHOOK_URL): the notice it queues is addressed to the log channel, and \
-             a server with SMTP or a webhook will not send it. Run admin commands with the \
-             server's settings (the same --config file or environment)."
+             a server with SMTP or a webhook will leave it waiting. Run admin commands with \
+             the server's settings (the same --config file or environment)."
         );
     }
 }

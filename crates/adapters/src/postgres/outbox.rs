@@ -47,13 +47,14 @@ pub(super) async fn claim(
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
+    channels: &[String],
 ) -> Db<Vec<Delivery>> {
     let rows: Vec<DeliveryRow<Postgres>> = sqlx::query_as(concat!(
         "WITH claimed AS (UPDATE notification_outbox o \
          SET lease_until = $2, attempts = o.attempts + 1 \
          WHERE (o.id, o.channel) IN (SELECT id, channel FROM notification_outbox \
          WHERE dead_at IS NULL AND next_attempt_at <= $1 \
-         AND (lease_until IS NULL OR lease_until <= $1) \
+         AND (lease_until IS NULL OR lease_until <= $1) AND channel = ANY($4) \
          ORDER BY next_attempt_at, created_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
          RETURNING o.*) SELECT ",
         delivery_columns!(),
@@ -62,6 +63,7 @@ pub(super) async fn claim(
     .bind(now)
     .bind(now + lease)
     .bind(i64::from(limit))
+    .bind(channels)
     .fetch_all(pool)
     .await?;
     Ok(rows

@@ -51,18 +51,23 @@ pub(super) async fn claim(
     now: OffsetDateTime,
     lease: Duration,
     limit: u32,
+    channels: &[String],
 ) -> Db<Vec<Delivery>> {
+    // SQLite binds no arrays: the names travel as one JSON array.
+    let channels = serde_json::to_string(channels).map_err(|e| sqlx::Error::Encode(e.into()))?;
     let rows: Vec<DeliveryRow<Sqlite>> = sqlx::query_as(concat!(
         "UPDATE notification_outbox SET lease_until = ?2, attempts = attempts + 1 \
          WHERE rowid IN (SELECT rowid FROM notification_outbox \
          WHERE dead_at IS NULL AND next_attempt_at <= ?1 \
          AND (lease_until IS NULL OR lease_until <= ?1) \
+         AND channel IN (SELECT value FROM json_each(?4)) \
          ORDER BY next_attempt_at, created_at LIMIT ?3) RETURNING ",
         delivery_columns!()
     ))
     .bind(Micros(now))
     .bind(Micros(now + lease))
     .bind(i64::from(limit))
+    .bind(channels)
     .fetch_all(pool)
     .await?;
     let mut claimed = rows

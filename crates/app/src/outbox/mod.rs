@@ -4,9 +4,13 @@
 //!            claim (lease, batch)          channel took it
 //!  pending ─────────────────────▶ leased ─────────────────▶ delivered (row gone)
 //!     ▲                             │  │
-//!     │ retry at now + backoff      │  │ rejected, unknown channel, secret unopenable
+//!     │ retry at now + backoff      │  │ rejected, secret unopenable
 //!     └─────────────────────────────┘  └────────────────────▶ dead (kept, counted)
 //! ```
+//!
+//! A worker claims only rows addressed to its own channels: during a rolling change of
+//! channels, or for a notice an admin command queued under other settings, a row waits
+//! for a node that has its channel (it shows in the backlog) rather than dying here.
 //!
 //! A worker that stops mid-send leaves its rows leased; when the lease runs out any
 //! worker (this node's or another's) claims them again, which is why a message can, in
@@ -110,6 +114,8 @@ impl OutboxShared {
 pub struct OutboxWorker<S> {
     app: App<S>,
     channels: BTreeMap<&'static str, Arc<dyn NotificationChannel>>,
+    /// The channels' names, as claims ask for them.
+    names: Vec<String>,
     settings: OutboxSettings,
 }
 
@@ -119,10 +125,12 @@ impl<S: Store> OutboxWorker<S> {
         channels: Vec<Arc<dyn NotificationChannel>>,
         settings: OutboxSettings,
     ) -> Self {
-        let channels = channels.into_iter().map(|c| (c.name(), c)).collect();
+        let channels: BTreeMap<_, _> = channels.into_iter().map(|c| (c.name(), c)).collect();
+        let names = channels.keys().map(|name| (*name).to_owned()).collect();
         Self {
             app,
             channels,
+            names,
             settings,
         }
     }
@@ -175,7 +183,12 @@ impl<S: Store> OutboxWorker<S> {
         let claimed = self
             .app
             .store
-            .claim_deliveries(self.app.now(), self.settings.lease, self.settings.batch)
+            .claim_deliveries(
+                self.app.now(),
+                self.settings.lease,
+                self.settings.batch,
+                &self.names,
+            )
             .await?;
         let started = tokio::time::Instant::now();
         // The lease must outlive the send: a row whose turn comes too late is handed back
@@ -225,6 +238,8 @@ impl<S: Store> OutboxWorker<S> {
 
     async fn attempt(&self, delivery: &Delivery) -> Result<DeliveryOutcome, AppError> {
         let Some(channel) = self.channels.get(delivery.channel.as_str()) else {
+            // Claims ask only for our channels; a store that ignored that must not lose
+            // the row silently either.
             return Ok(dead("channel not configured".into()));
         };
         let message =

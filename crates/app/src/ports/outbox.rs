@@ -90,12 +90,15 @@ pub trait OutboxStore: Send + Sync {
     /// Claims at most `limit` pending rows that are due (`next attempt <= now`) and not
     /// leased, oldest first: each is leased until `now + lease` and its attempt count
     /// raised by one, in one statement, so concurrent workers (other nodes included) never
-    /// claim the same row while its lease runs.
+    /// claim the same row while its lease runs. Only rows addressed to one of `channels`
+    /// (the worker's own) are claimed: a row for a channel this node lacks waits for a
+    /// node that has it, instead of being given up on here.
     fn claim_deliveries(
         &self,
         now: OffsetDateTime,
         lease: Duration,
         limit: u32,
+        channels: &[String],
     ) -> impl Future<Output = StoreResult<Vec<Delivery>>> + Send;
     /// Settles a claimed row. Settling a row already gone (delivered by a worker whose
     /// lease had run out) is not an error.

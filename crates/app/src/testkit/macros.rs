@@ -107,6 +107,7 @@ macro_rules! __store_suite_cases {
             outbox::a_failed_event_insert_leaves_no_outbox_row,
             outbox::concurrent_claimers_never_get_the_same_row,
             outbox::a_leased_row_is_claimed_again_only_when_its_lease_ends,
+            outbox::a_worker_claims_only_rows_for_its_own_channels,
             outbox::settling_a_delivery_removes_retries_or_buries_it,
             reset::a_reset_token_is_taken_exactly_once,
             reset::a_replaced_reset_token_no_longer_works,

@@ -121,8 +121,10 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
             ],
         )
     };
-    // Without the server's channel settings the notice would go to the log channel,
-    // which this server does not deliver to: the command says so.
+    // Without the server's channel settings the notice (a session revoked) goes to the
+    // log channel, which this server does not have: the command says so, and the row
+    // waits for a node that has it rather than being given up on.
+    app.login_ok(&email, PASSWORD, "old-laptop").await;
     let out = cli(
         &app,
         &[
@@ -166,6 +168,14 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
     // reached yet.
     app.clock.advance(time::Duration::minutes(1));
     let (token, _) = reset_link(&sink, &email).await;
+    // The worker has passed the older log row by now: it claims oldest first.
+    let db = crate::helpers::Db::open(&app).await;
+    assert_eq!(
+        db.count("notification_outbox WHERE channel = 'log' AND dead_at IS NULL")
+            .await,
+        1,
+        "the notice for a channel this node lacks still waits"
+    );
     let new_password = "chosen by the user alone";
     assert_eq!(
         app.complete_reset(&token, new_password).await.status(),

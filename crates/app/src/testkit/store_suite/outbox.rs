@@ -40,8 +40,28 @@ async fn notify<S: Store>(
     (e, n)
 }
 
+/// Every channel the suite addresses rows to.
+const ALL_CHANNELS: [&str; 3] = ["log", "smtp", "webhook"];
+
+fn names(channels: &[&str]) -> Vec<String> {
+    channels.iter().map(|c| c.to_string()).collect()
+}
+
+/// A claim by a worker that has every channel.
 pub(super) async fn claim<S: Store>(store: &S, now: OffsetDateTime, limit: u32) -> Vec<Delivery> {
-    store.claim_deliveries(now, LEASE, limit).await.unwrap()
+    claim_for(store, now, limit, &ALL_CHANNELS).await
+}
+
+async fn claim_for<S: Store>(
+    store: &S,
+    now: OffsetDateTime,
+    limit: u32,
+    channels: &[&str],
+) -> Vec<Delivery> {
+    store
+        .claim_deliveries(now, LEASE, limit, &names(channels))
+        .await
+        .unwrap()
 }
 
 fn keys(deliveries: &[Delivery]) -> Vec<(NotificationId, String)> {
@@ -140,7 +160,7 @@ pub async fn concurrent_claimers_never_get_the_same_row<S: Store>(store: S) {
         let (store, start) = (store.clone(), start.clone());
         racers.spawn(async move {
             start.wait().await;
-            store.claim_deliveries(now, LEASE, 4).await.unwrap()
+            claim(&store, now, 4).await
         });
     }
     let mut all: Vec<Delivery> = racers.join_all().await.into_iter().flatten().collect();
@@ -174,6 +194,23 @@ pub async fn concurrent_claimers_never_get_the_same_row<S: Store>(store: S) {
 
 /// A claimed row is not claimed again while its lease runs; once it has run out (the
 /// worker died), the row is claimed again with its attempt count raised.
+/// A worker claims only rows for channels it has: one without the webhook leaves the
+/// webhook's row pending (not leased, no attempt counted) for a node that has it.
+pub async fn a_worker_claims_only_rows_for_its_own_channels<S: Store>(store: S) {
+    let user = given_user(&store).await;
+    let (_, n) = notify(&store, user, T0, &["smtp", "webhook"]).await;
+    let mailer = claim_for(&store, T0, 10, &["smtp"]).await;
+    assert_eq!(keys(&mailer), [(n.id, "smtp".to_string())]);
+    assert!(claim_for(&store, T0, 10, &["log"]).await.is_empty());
+    assert!(claim_for(&store, T0, 10, &[]).await.is_empty());
+    let hooked = claim_for(&store, T0, 10, &["webhook", "log"]).await;
+    assert_eq!(keys(&hooked), [(n.id, "webhook".to_string())]);
+    assert_eq!(
+        hooked[0].attempts, 1,
+        "no attempt was counted while it waited"
+    );
+}
+
 pub async fn a_leased_row_is_claimed_again_only_when_its_lease_ends<S: Store>(store: S) {
     let user = given_user(&store).await;
     let (_, n) = notify(&store, user, T0, &["smtp"]).await;

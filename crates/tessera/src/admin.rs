@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use tessera_adapters::SystemClock;
-use tessera_app::ports::Store;
-use tessera_app::{Actor, AppError, RequestContext};
+use tessera_app::ports::{Store, UserRecord};
+use tessera_app::{Actor, App, AppError, RequestContext};
 use tessera_core::Email;
 use tessera_core::ids::Role;
 
@@ -53,15 +53,9 @@ async fn run_with<S: Store>(
     let app = build_app(store, config, Arc::new(SystemClock), master, None).await?;
     let actor = Actor::Operator(operator);
     let ctx = RequestContext::default();
-    let find = |email: &str| -> anyhow::Result<Email> {
-        Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))
-    };
     let out = match action {
         AdminCommand::GrantRole { email, role } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("--role {e}"))?;
             let roles = app
                 .admin_grant_role(&actor, user.id, role, &ctx)
@@ -71,10 +65,7 @@ async fn run_with<S: Store>(
             format!("{email}: roles now [{}]", names.join(", "))
         }
         AdminCommand::MfaReset { email, reason } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             let revoked = app
                 .admin_mfa_reset(&actor, user.id, &reason, &ctx)
                 .await
@@ -82,10 +73,7 @@ async fn run_with<S: Store>(
             format!("{email}: TOTP and recovery codes removed, {revoked} session(s) revoked")
         }
         AdminCommand::SendPasswordReset { email, reason } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             app.admin_send_password_reset(&actor, user.id, &reason, &ctx)
                 .await
                 .map_err(admin_error)?;
@@ -113,10 +101,7 @@ async fn run_with<S: Store>(
             summary
         }
         AdminCommand::RevokeSessions { email } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             let revoked = app
                 .admin_revoke_sessions(&actor, user.id, &ctx)
                 .await
@@ -124,10 +109,7 @@ async fn run_with<S: Store>(
             format!("{email}: {revoked} session(s) revoked")
         }
         AdminCommand::DisableUser { email, reason } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             let done = app
                 .admin_disable_user(&actor, user.id, &reason, &ctx)
                 .await
@@ -143,10 +125,7 @@ async fn run_with<S: Store>(
             )
         }
         AdminCommand::EnableUser { email, reason } => {
-            let user = app
-                .find_user_by_email(&find(&email)?)
-                .await
-                .map_err(admin_error)?;
+            let user = user_by_email(&app, &email).await?;
             let done = app
                 .admin_enable_user(&actor, user.id, &reason, &ctx)
                 .await
@@ -181,6 +160,8 @@ fn warn_if_notices_go_to_the_log(config: &Config, action: &AdminCommand) {
         AdminCommand::MfaReset { .. }
             | AdminCommand::RevokeSessions { .. }
             | AdminCommand::SendPasswordReset { .. }
+            | AdminCommand::DisableUser { .. }
+            | AdminCommand::EnableUser { .. }
     );
     if notifies && config.notify.smtp.is_none() && config.notify.webhook.is_none() {
         tracing::warn!(
@@ -190,6 +171,12 @@ fn warn_if_notices_go_to_the_log(config: &Config, action: &AdminCommand) {
              the server's settings (the same --config file or environment)."
         );
     }
+}
+
+/// The account `--email` names: a malformed address or no such user is the command's error.
+async fn user_by_email<S: Store>(app: &App<S>, email: &str) -> anyhow::Result<UserRecord> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email {e}"))?;
+    app.find_user_by_email(&email).await.map_err(admin_error)
 }
 
 fn admin_error(e: AppError) -> anyhow::Error {

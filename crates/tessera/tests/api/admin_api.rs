@@ -27,12 +27,7 @@ both_backends!(
         else {
             return;
         };
-        let target_me: Value = app
-            .get_auth("/v1/me", &s(&target_login, "access_token"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let target_me: Value = app.me(&s(&target_login, "access_token")).await;
         let target_id = s(&target_me, "user_id");
 
         // A non-admin cannot; an unknown user is 404; a reason is required.
@@ -96,12 +91,7 @@ both_backends!(
             return;
         };
         let target_at = s(&target_login, "access_token");
-        let target_me: Value = app
-            .get_auth("/v1/me", &target_at)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let target_me: Value = app.me(&target_at).await;
         let target_id = s(&target_me, "user_id");
         let res = app
             .post_auth(
@@ -115,12 +105,7 @@ both_backends!(
             res.json::<Value>().await.unwrap()["roles"],
             json!(["support", "vendor"])
         );
-        let me: Value = app
-            .get_auth("/v1/me", &target_at)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&target_at).await;
         assert_eq!(me["roles"], json!(["support", "vendor"]));
         let res = app
             .post_auth(

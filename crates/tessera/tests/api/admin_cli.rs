@@ -75,12 +75,7 @@ both_backends!(
         .await;
         let fresh = app.login_ok(&email, PASSWORD, "d2").await;
         assert_eq!(fresh["status"], "authenticated");
-        let me: Value = app
-            .get_auth("/v1/me", &s(&fresh, "access_token"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&s(&fresh, "access_token")).await;
         assert_eq!(me["roles"], json!(["vendor"]));
         assert_eq!(me["mfa"]["totp_enabled"], false);
         let out = cli(&["admin", "revoke-sessions", "--email", "nobody@example.com"]);
@@ -188,21 +183,15 @@ async fn an_operator_mails_a_reset_link_and_never_sees_the_password(backend: Bac
     )
     .await;
     let session = app.login_ok(&email, new_password, "laptop").await;
-    let res = app
-        .get_auth("/v1/security-events?limit=50", &s(&session, "access_token"))
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let events: Value = res.json().await.unwrap();
-    let asked: Vec<&Value> = events["events"]
-        .as_array()
-        .unwrap()
+    let events = app.security_events(&s(&session, "access_token")).await;
+    let asked: Vec<&Value> = events
         .iter()
         .filter(|e| e["type"] == "password_reset_requested")
         .collect();
     assert_eq!(
         asked.len(),
         1,
-        "the refused request recorded nothing: {events}"
+        "the refused request recorded nothing: {events:?}"
     );
     assert_eq!(asked[0]["detail"]["actor"]["kind"], "operator");
     assert_eq!(asked[0]["detail"]["actor"]["name"], "ops-ana");

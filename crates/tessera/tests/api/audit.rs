@@ -109,12 +109,7 @@ fn assert_broken(app: &TestApp, named: &str) -> String {
 }
 
 async fn user_id(app: &TestApp, access_token: &str) -> String {
-    let me: Value = app
-        .get_auth("/v1/me", access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(access_token).await;
     s(&me, "user_id")
 }
 

@@ -17,7 +17,7 @@ both_backends!(
             |action: &'static str| app.post_auth("/v1/authorize", &at, json!({"action": action}));
         assert_problem(authorize("nuke.everything").await, 400, "unknown_action").await;
         assert_problem(authorize("vendor.payout").await, 403, "forbidden").await;
-        let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+        let me: Value = app.me(&at).await;
         app.grant_role(&s(&me, "user_id"), "vendor").await;
         assert_problem(
             authorize("vendor.payout").await,

@@ -15,7 +15,7 @@ both_backends!(
         // The thief holds the access token of a vendor who signed in with the password.
         let (email, login) = app.signed_in_user("d1").await;
         let at = s(&login, "access_token");
-        let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+        let me: Value = app.me(&at).await;
         app.grant_role(&s(&me, "user_id"), "vendor").await;
 
         let body = assert_problem(
@@ -66,7 +66,7 @@ both_backends!(
             "no_pending_setup",
         )
         .await;
-        let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+        let me: Value = app.me(&at).await;
         assert_eq!(me["mfa"]["totp_enabled"], false);
         assert_problem(
             app.post_auth("/v1/authorize", &at, json!({"action": "vendor.payout"}))

@@ -47,15 +47,6 @@ fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn events(app: &TestApp, access_token: &str) -> Vec<Value> {
-    let res = app
-        .get_auth("/v1/security-events?limit=50", access_token)
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    body["events"].as_array().unwrap().clone()
-}
-
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["type"] == kind).collect()
 }
@@ -113,7 +104,7 @@ both_backends!(
         // The old sessions stay ended: enabling brings back the password, not them.
         assert_cut_off(&app, &phone).await;
 
-        let events = events(&app, &s(&back, "access_token")).await;
+        let events = app.security_events(&s(&back, "access_token")).await;
         let disabled = of_type(&events, "account_disabled");
         assert_eq!(
             disabled.len(),
@@ -188,7 +179,7 @@ both_backends!(
         let res = login_mfa(&app, &s(&again, "mfa_token"), &code).await;
         assert_eq!(res.status(), StatusCode::OK);
         let back: Value = res.json().await.unwrap();
-        let events = events(&app, &s(&back, "access_token")).await;
+        let events = app.security_events(&s(&back, "access_token")).await;
         let on_phone = of_type(&events, "login_succeeded")
             .into_iter()
             .filter(|e| e["detail"]["device_id"] == "phone")

@@ -72,12 +72,7 @@ async fn assert_too_large(app: &TestApp, path: &str, body: String) {
 }
 
 async fn me_email(app: &TestApp, login: &Value) -> String {
-    let me: Value = app
-        .get_auth("/v1/me", &s(login, "access_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.me(&s(login, "access_token")).await;
     s(&me, "email")
 }
 

@@ -96,12 +96,7 @@ both_backends!(
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &typed).await;
         assert_eq!(res.status(), StatusCode::OK);
         let tokens: Value = res.json().await.unwrap();
-        let me: Value = app
-            .get_auth("/v1/me", &s(&tokens, "access_token"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&s(&tokens, "access_token")).await;
         assert_eq!(me["mfa"]["recovery_codes_remaining"], 9);
         let pending = app.login_ok(&email, PASSWORD, "d3").await;
         let res = login_mfa(&app, &s(&pending, "mfa_token"), &codes[0]).await;
@@ -130,12 +125,7 @@ both_backends!(
 
         // The user still holds a code from before the change: its stored hash is a row
         // like any other of theirs.
-        let me: Value = app
-            .get_auth("/v1/me", &s(&login, "access_token"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&s(&login, "access_token")).await;
         let db = Db::open(&app).await;
         let user = db.uuid_literal(uuid::Uuid::parse_str(&s(&me, "user_id")).unwrap());
         let micros = app.clock.now().unix_timestamp_nanos() / 1000;
@@ -155,12 +145,7 @@ both_backends!(
         let res = login_mfa(&app, &s(&pending, "mfa_token"), LEGACY_CODE).await;
         assert_eq!(res.status(), StatusCode::OK);
         let tokens: Value = res.json().await.unwrap();
-        let me: Value = app
-            .get_auth("/v1/me", &s(&tokens, "access_token"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let me: Value = app.me(&s(&tokens, "access_token")).await;
         // Ten issued and one legacy, less the two used.
         assert_eq!(me["mfa"]["recovery_codes_remaining"], 9, "{me}");
         let pending = app.login_ok(&email, PASSWORD, "d4").await;

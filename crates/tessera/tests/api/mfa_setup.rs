@@ -81,7 +81,7 @@ both_backends!(
         let distinct: std::collections::HashSet<_> = codes.iter().collect();
         assert_eq!(distinct.len(), 10);
 
-        let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+        let me: Value = app.me(&at).await;
         assert_eq!(
             me["mfa"],
             json!({"totp_enabled": true, "recovery_codes_remaining": 10})
@@ -216,7 +216,7 @@ both_backends!(
             .await
             .unwrap();
         assert_eq!(res.status(), StatusCode::NO_CONTENT);
-        let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+        let me: Value = app.me(&at).await;
         assert_eq!(
             me["mfa"],
             json!({"totp_enabled": false, "recovery_codes_remaining": 0})

@@ -112,12 +112,7 @@ async fn every_event_the_contract_names_delivers_one_message(backend: Backend) {
     let Some(admin_at) = enrolled_admin(&app).await else {
         return;
     };
-    let target: Value = app
-        .get_auth("/v1/me", &s(&target_login, "access_token"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let target: Value = app.me(&s(&target_login, "access_token")).await;
     let res = app
         .post_auth(
             &format!("/v1/admin/users/{}/mfa/reset", s(&target, "user_id")),

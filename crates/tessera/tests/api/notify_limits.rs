@@ -10,17 +10,10 @@ use crate::both_backends;
 use crate::helpers::notify::{
     configure, drained, mails_of, spawn_with_sink, spawn_with_sink_configured,
 };
-use crate::helpers::{Backend, PASSWORD, TestApp, s};
+use crate::helpers::{Backend, PASSWORD, s};
 
 const NEW_DEVICE: &str = "New sign-in to your account";
 const PASSWORD_CHANGED: &str = "Your password was changed";
-
-async fn events(app: &TestApp, token: &str) -> Vec<Value> {
-    let res = app.get_auth("/v1/security-events?limit=100", token).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    body["events"].as_array().unwrap().clone()
-}
 
 async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_them_all(
     backend: Backend,
@@ -45,7 +38,7 @@ async fn a_flood_of_new_device_sign_ins_sends_at_most_the_budget_and_records_the
     );
 
     let token = s(&last, "access_token");
-    let all = events(&app, &token).await;
+    let all = app.security_events(&token).await;
     let new_device: Vec<&Value> = all.iter().filter(|e| e["type"] == "new_device").collect();
     assert_eq!(
         new_device.len(),

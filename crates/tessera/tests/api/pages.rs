@@ -552,7 +552,7 @@ async fn new_recovery_codes_from_the_page_replace_the_old_ones_after_a_code() {
         after, before,
         "the stepped-up access token replaces the old one"
     );
-    let me: serde_json::Value = app.get_auth("/v1/me", &after).await.json().await.unwrap();
+    let me: serde_json::Value = app.me(&after).await;
     assert_eq!(me["mfa"]["recovery_codes_remaining"], 10, "{me}");
 }
 

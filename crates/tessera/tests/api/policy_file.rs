@@ -28,7 +28,7 @@ async fn a_permissive_policy_file_cannot_open_the_admin_api() {
     };
     let (_, support) = app.signed_in_user("d1").await;
     let at = s(&support, "access_token");
-    let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+    let me: Value = app.me(&at).await;
     let id = s(&me, "user_id");
     app.grant_role(&id, "support").await;
     // The configured policy alone would allow this action...
@@ -55,6 +55,6 @@ async fn a_permissive_policy_file_cannot_open_the_admin_api() {
         )
         .await;
     assert_problem(res, 403, "forbidden").await;
-    let me: Value = app.get_auth("/v1/me", &at).await.json().await.unwrap();
+    let me: Value = app.me(&at).await;
     assert_eq!(me["roles"], json!(["support"]));
 }

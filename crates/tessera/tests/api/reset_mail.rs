@@ -41,15 +41,6 @@ async fn link_tokens(sink: &SmtpSink, n: usize) -> Vec<String> {
     mails.iter().filter_map(link_token).collect()
 }
 
-async fn event_types(app: &TestApp, access_token: &str) -> Vec<Value> {
-    let res = app
-        .get_auth("/v1/security-events?limit=50", access_token)
-        .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    let body: Value = res.json().await.unwrap();
-    body["events"].as_array().unwrap().clone()
-}
-
 async fn the_emailed_link_resets_the_password_and_ends_every_session(backend: Backend) {
     let sink = SmtpSink::start().await;
     let Some(app) = app_with_sink(backend, &sink).await else {
@@ -104,7 +95,7 @@ async fn the_emailed_link_resets_the_password_and_ends_every_session(backend: Ba
         assert_cut_off(&app, device).await;
     }
 
-    let events = event_types(&app, &s(&fresh, "access_token")).await;
+    let events = app.security_events(&s(&fresh, "access_token")).await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert!(types.contains(&"password_reset_requested"), "{types:?}");
     assert!(types.contains(&"password_reset"), "{types:?}");

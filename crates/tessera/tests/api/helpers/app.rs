@@ -174,6 +174,23 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// `GET /v1/me` with `access_token`, which must succeed; its JSON body.
+    pub async fn me(&self, access_token: &str) -> Value {
+        let res = self.get_auth("/v1/me", access_token).await;
+        assert_eq!(res.status(), StatusCode::OK, "GET /v1/me");
+        res.json().await.unwrap()
+    }
+
+    /// The caller's security events, newest first (as many as one page holds).
+    pub async fn security_events(&self, access_token: &str) -> Vec<Value> {
+        let res = self
+            .get_auth("/v1/security-events?limit=100", access_token)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK, "GET /v1/security-events");
+        let body: Value = res.json().await.unwrap();
+        body["events"].as_array().unwrap().clone()
+    }
+
     pub async fn get_auth(&self, path: &str, token: &str) -> Response {
         self.client
             .get(self.url(path))
